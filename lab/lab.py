@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The containerized lab: systemd containers that stand in for real database, cache and app servers.
 
-    lab/lab.py images [--suite bookworm]       build (or reuse) the images
+    lab/lab.py images [--suite bookworm]       build (or reuse) the suite's lab image and the S3 image
+    lab/lab.py image [--suite bookworm]        build (or reuse) the suite's lab image; print its tag
     lab/lab.py up [--suite bookworm] [--prefix dbops] [--hosts pg1,pg2,...]
     lab/lab.py down [--prefix dbops]
     lab/lab.py status [--prefix dbops]
@@ -156,15 +157,16 @@ def status(prefix: str) -> list[dict[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["images", "up", "down", "status"])
+    parser.add_argument("command", choices=["images", "image", "up", "down", "status"])
     parser.add_argument("--suite", default=os.environ.get("DBOPS_SUITE", "bookworm"), choices=sorted(SUITES))
     parser.add_argument("--prefix", default=os.environ.get("DBOPS_LAB_PREFIX", "dbops"))
     parser.add_argument("--hosts", default=",".join(LAB_HOSTS), help="comma-separated lab hosts to start")
     args = parser.parse_args()
-    if args.command == "images":
+    if args.command == "image":
         print(build_lab_image(args.suite))
-        if args.suite == "bookworm":
-            print(build_s3_image())
+    elif args.command == "images":
+        print(build_lab_image(args.suite))
+        print(build_s3_image())
     elif args.command == "up":
         addresses = up(args.prefix, args.suite, [h for h in args.hosts.split(",") if h])
         print(json.dumps(addresses, indent=2))

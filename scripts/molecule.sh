@@ -10,7 +10,7 @@ for scenario in $scenarios; do
   suites=$(cat "molecule/$scenario/suites" 2>/dev/null || echo bookworm)
   for suite in $suites; do
     if [ -n "${DBOPS_SUITES:-}" ] && [[ " $DBOPS_SUITES " != *" $suite "* ]]; then continue; fi
-    DBOPS_LAB_IMAGE=$(python lab/lab.py images --suite "$suite" | head -n1) || { failed=$((failed + 1)); continue; }
+    DBOPS_LAB_IMAGE=$(python lab/lab.py image --suite "$suite") || { failed=$((failed + 1)); continue; }
     export DBOPS_LAB_IMAGE DBOPS_SUITE=$suite
     echo "---- molecule test -s $scenario ($suite, $DBOPS_LAB_IMAGE) ----"
     start=$(date +%s)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The containerized lab: systemd containers that stand in for real database, cache and app servers.
 
     lab/lab.py images [--suite bookworm]       build (or reuse) the suite's lab image and the S3 image
@@ -18,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -40,7 +40,7 @@ def log(msg: str) -> None:
 
 
 def run(cmd: list[str], check: bool = True, capture: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, text=True, capture_output=capture, **kw)
+    proc = subprocess.run(cmd, text=True, capture_output=capture, check=False, **kw)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip() if capture else ""
         sys.exit("command failed (%s): %s\n%s" % (proc.returncode, " ".join(cmd), detail))
@@ -67,6 +67,8 @@ def build_s3_image() -> str:
     context = cache / ("s3-context-" + tag.split(":")[1])
     site = context / "site"
     if not site.exists():
+        for stale in cache.glob("s3-context-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         log("installing %s for the S3 endpoint image ..." % MOTO_REQUIREMENT)
         tmp = context / "site.part"
         run([sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-conflicts",

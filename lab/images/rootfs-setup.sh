@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Runs inside the debootstrapped root (chroot) to finish the lab image.
 set -euo pipefail
 mirror=$1; suite=$2; shift 2

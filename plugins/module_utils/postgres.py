@@ -188,7 +188,7 @@ def _parse_conninfo_uri(uri: str) -> dict[str, str]:
     if parts.path.strip("/"):
         result["dbname"] = parts.path.strip("/")
     for item in filter(None, parts.query.split("&")):
-        key, _, value = item.partition("=")
+        key, dummy, value = item.partition("=")
         result[key] = value
     return result
 

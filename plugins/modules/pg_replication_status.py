@@ -52,7 +52,7 @@ seealso:
     description: The views this module reads.
     link: https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-REPLICATION-VIEW
 author:
-  - muejam.dbops developers
+  - muejam.dbops developers (@muejam)
 """
 
 EXAMPLES = r"""

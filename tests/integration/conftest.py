@@ -39,7 +39,7 @@ def run_module(name: str, args: dict, env: dict | None = None, timeout: float = 
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.muejam.dbops.plugins.modules." + name],
         input=json.dumps({"ANSIBLE_MODULE_ARGS": args}), capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT / ".collections"), **(env or {})}, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(ROOT / ".collections"), **(env or {})}, cwd="/", check=False,
     )
     output = proc.stdout + proc.stderr
     start = proc.stdout.find("{")
@@ -50,7 +50,7 @@ def run_module(name: str, args: dict, env: dict | None = None, timeout: float = 
 
 def lab(*args: str) -> str:
     proc = subprocess.run([sys.executable, str(ROOT / "lab" / "lab.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode != 0:
         raise RuntimeError("lab/lab.py %s failed:\n%s%s" % (" ".join(args), proc.stdout, proc.stderr))
     return proc.stdout
@@ -61,7 +61,7 @@ def playbook(playbook_path: str, prefix: str, *extra: str) -> None:
            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections")}
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), playbook_path,
                            "-e", "dbops_lab_prefix=" + prefix, *extra],
-                          capture_output=True, text=True, cwd=ROOT, env=env)
+                          capture_output=True, text=True, cwd=ROOT, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError("ansible-playbook %s failed:\n%s%s" % (playbook_path, proc.stdout[-6000:], proc.stderr))
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Lab stand-in for the muejam application: reads its settings at start and serves /health.
 
 /health answers 200 with the settings it loaded and when it started, so a test can see that a
@@ -23,7 +22,7 @@ def read_env(path):
             for line in handle:
                 line = line.strip()
                 if line and not line.startswith("#") and "=" in line:
-                    key, _, value = line.partition("=")
+                    key, dummy, value = line.partition("=")
                     values[key.strip()] = value.strip().strip('"')
     return values
 

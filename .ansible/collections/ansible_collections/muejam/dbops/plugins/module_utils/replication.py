@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: muejam.dbops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading streaming-replication state from a primary or a standby, and judging it against thresholds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
+    mask_conninfo,
+    parse_conninfo,
+    query,
+    query_one,
+)
+
+# Lag in seconds on a primary: replay_lag is measured by the walsender; when the standby has
+# replayed everything the primary has written there is no lag, whatever the last sample said.
+_STANDBYS_SQL = """
+SELECT application_name,
+       host(client_addr) AS client_addr,
+       state,
+       sync_state,
+       sent_lsn::text AS sent_lsn,
+       write_lsn::text AS write_lsn,
+       flush_lsn::text AS flush_lsn,
+       replay_lsn::text AS replay_lsn,
+       COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint AS lag_bytes,
+       CASE WHEN replay_lsn IS NOT NULL AND replay_lsn >= pg_current_wal_lsn() THEN 0
+            ELSE COALESCE(EXTRACT(EPOCH FROM replay_lag), 0) END::float8 AS lag_seconds
+  FROM pg_stat_replication
+ ORDER BY application_name, client_addr
+"""
+
+_SLOTS_SQL = """
+SELECT slot_name,
+       slot_type,
+       active,
+       restart_lsn::text AS restart_lsn,
+       COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint AS retained_bytes,
+       wal_status
+  FROM pg_replication_slots
+ ORDER BY slot_name
+"""
+
+_STANDBY_SLOTS_SQL = """
+SELECT slot_name, slot_type, active, restart_lsn::text AS restart_lsn,
+       NULL::bigint AS retained_bytes, wal_status
+  FROM pg_replication_slots
+ ORDER BY slot_name
+"""
+
+# On a standby, replay lag reads 0 when everything received has been replayed: the age of the
+# last replayed transaction only measures lag while there is something left to replay.
+_STANDBY_SQL = """
+SELECT pg_last_wal_receive_lsn()::text AS received_lsn,
+       pg_last_wal_replay_lsn()::text AS replayed_lsn,
+       pg_last_xact_replay_timestamp() AS last_replay_timestamp,
+       pg_is_wal_replay_paused() AS replay_paused,
+       COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::bigint AS lag_bytes,
+       CASE WHEN pg_last_wal_receive_lsn() IS NOT NULL
+                 AND pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0
+            WHEN pg_last_xact_replay_timestamp() IS NULL THEN 0
+            ELSE GREATEST(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+       END::float8 AS lag_seconds,
+       (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline
+"""
+
+_RECEIVER_SQL = """
+SELECT status, received_tli, sender_host, sender_port, conninfo, slot_name,
+       written_lsn::text AS written_lsn, flushed_lsn::text AS flushed_lsn,
+       latest_end_lsn::text AS latest_end_lsn
+  FROM pg_stat_wal_receiver
+"""
+
+
+def is_in_recovery(conn: Any) -> bool:
+    """True on a standby (or a server restoring from archive)."""
+    return bool(query_one(conn, "SELECT pg_is_in_recovery() AS r")["r"])
+
+
+def timeline_of_walfile(walfile: str) -> int:
+    """The timeline is the first 8 hex digits of a WAL file name."""
+    return int(walfile[:8], 16)
+
+
+def read_primary(conn: Any) -> dict[str, Any]:
+    """State of a primary: timeline, current LSN, standbys and slots."""
+    head = query_one(conn, "SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS walfile")
+    standbys = query(conn, _STANDBYS_SQL)
+    return {
+        "role": "primary",
+        "timeline": timeline_of_walfile(head["walfile"]),
+        "current_lsn": head["lsn"],
+        "replicas": standbys,
+        "streaming_replicas": sum(1 for s in standbys if s["state"] == "streaming"),
+        "slots": query(conn, _SLOTS_SQL),
+        "standby": {},
+    }
+
+
+def read_standby(conn: Any) -> dict[str, Any]:
+    """State of a standby: upstream, WAL receiver, received/replayed LSN, lag."""
+    local = query_one(conn, _STANDBY_SQL)
+    receiver = query_one(conn, _RECEIVER_SQL)
+    conninfo_setting = query_one(conn, "SELECT current_setting('primary_conninfo') AS c")["c"] or ""
+    upstream = parse_conninfo(conninfo_setting) if conninfo_setting else {}
+    timeline = receiver.get("received_tli") or local["checkpoint_timeline"]
+    last_replay = local["last_replay_timestamp"]
+    standby = {
+        "upstream_host": receiver.get("sender_host") or upstream.get("host"),
+        "upstream_port": int(receiver.get("sender_port") or upstream.get("port") or 5432),
+        "upstream_conninfo": mask_conninfo(conninfo_setting) if conninfo_setting else "",
+        "application_name": upstream.get("application_name"),
+        "slot_name": receiver.get("slot_name") or None,
+        "receiver_status": receiver.get("status") or "stopped",
+        "received_lsn": local["received_lsn"],
+        "replayed_lsn": local["replayed_lsn"],
+        "flushed_lsn": receiver.get("flushed_lsn"),
+        "replay_paused": bool(local["replay_paused"]),
+        "last_replay_timestamp": last_replay.isoformat() if last_replay else None,
+        "lag_bytes": int(local["lag_bytes"]),
+        "lag_seconds": float(local["lag_seconds"]),
+    }
+    return {
+        "role": "standby",
+        "timeline": int(timeline),
+        "current_lsn": local["replayed_lsn"],
+        "replicas": query(conn, _STANDBYS_SQL.replace("pg_current_wal_lsn()", "pg_last_wal_replay_lsn()")),
+        "streaming_replicas": 0,
+        "slots": query(conn, _STANDBY_SLOTS_SQL),
+        "standby": standby,
+    }
+
+
+def read_replication_state(conn: Any) -> dict[str, Any]:
+    """Replication state of whichever kind of server this is, with its version."""
+    state = read_standby(conn) if is_in_recovery(conn) else read_primary(conn)
+    state["server_version_num"] = int(conn.server_version)
+    state["server_version"] = query_one(conn, "SHOW server_version")["server_version"].split()[0]
+    state["streaming_replicas"] = sum(1 for s in state["replicas"] if s["state"] == "streaming")
+    return state
+
+
+def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str]:
+    """Everything in a replication state that breaks the given thresholds, as readable sentences.
+
+    thresholds keys (None means not checked): expected_role, max_lag_seconds, max_lag_bytes,
+    min_streaming_replicas, max_slot_retained_bytes.
+    """
+    problems: list[str] = []
+    expected = thresholds.get("expected_role")
+    if expected and expected != "any" and state["role"] != expected:
+        problems.append("server is a %s, expected a %s" % (state["role"], expected))
+    max_s = thresholds.get("max_lag_seconds")
+    max_b = thresholds.get("max_lag_bytes")
+    for rep in state["replicas"]:
+        name = rep["application_name"] or rep["client_addr"] or "unnamed standby"
+        if rep["state"] != "streaming":
+            problems.append("standby %s is %s, not streaming" % (name, rep["state"]))
+        if max_b is not None and rep["lag_bytes"] > max_b:
+            problems.append("standby %s replay lag is %d bytes (limit %d)" % (name, rep["lag_bytes"], max_b))
+        if max_s is not None and rep["lag_seconds"] > max_s:
+            problems.append("standby %s replay lag is %.1f s (limit %s s)" % (name, rep["lag_seconds"], max_s))
+    minimum = thresholds.get("min_streaming_replicas")
+    if minimum is not None and state["role"] == "primary" and state["streaming_replicas"] < minimum:
+        problems.append("%d standby(s) streaming, at least %d required" % (state["streaming_replicas"], minimum))
+    max_slot = thresholds.get("max_slot_retained_bytes")
+    for slot in state["slots"]:
+        if max_slot is not None and slot["retained_bytes"] is not None and slot["retained_bytes"] > max_slot:
+            problems.append("slot %s (%s) retains %d bytes of WAL (limit %d)"
+                            % (slot["slot_name"], "active" if slot["active"] else "inactive",
+                               slot["retained_bytes"], max_slot))
+        if slot.get("wal_status") == "lost":
+            problems.append("slot %s has lost required WAL; its standby must be re-cloned" % slot["slot_name"])
+    standby = state["standby"]
+    if standby:
+        if standby["receiver_status"] != "streaming":
+            problems.append("WAL receiver is %s, not streaming from the primary" % standby["receiver_status"])
+        if standby["replay_paused"]:
+            problems.append("WAL replay is paused (pg_wal_replay_resume() resumes it)")
+        if max_b is not None and standby["lag_bytes"] > max_b:
+            problems.append("%d bytes received but not replayed (limit %d)" % (standby["lag_bytes"], max_b))
+        if max_s is not None and standby["lag_seconds"] > max_s:
+            problems.append("replay lag is %.1f s (limit %s s)" % (standby["lag_seconds"], max_s))
+    return problems

@@ -17,5 +17,8 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2
 fi
 echo ">> creating .venv with the pinned requirements (first time: a few minutes) ..." >&2
 python3 -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+# (pip's notes about this machine's extra local indexes are noise: filtered out)
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt 2>&1 \
+  | { grep -v "^WARNING: Location 'file://" || true; }
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "pip install failed" >&2; exit 1; }
 echo "$want" > "$stamp"

@@ -107,13 +107,23 @@ class PgLab:
             time.sleep(0.5)
 
 
-@pytest.fixture(scope="session", params=SUITES)
-def pg_lab(request) -> PgLab:
-    """A primary (pg1) with sample data and a streaming standby (pg2) for one PostgreSQL version."""
-    suite = request.param
-    prefix = "dbops-it-" + suite
+def start_pg_lab(request, suite: str, prefix: str) -> PgLab:
+    """Start a primary (pg1) with sample data and a streaming standby (pg2); removed after use."""
     addresses = json.loads(lab("up", "--suite", suite, "--prefix", prefix, "--hosts", "pg1,pg2"))
     if os.environ.get("DBOPS_KEEP_LAB") != "1":
         request.addfinalizer(lambda: lab("down", "--prefix", prefix))
     playbook("lab/replication.yml", prefix, "--limit", "pg1,pg2")
     return PgLab(suite, PG_VERSION[suite], prefix, addresses)
+
+
+@pytest.fixture(scope="session", params=SUITES)
+def pg_lab(request) -> PgLab:
+    """A primary and streaming standby shared by all tests; tests must leave it as they found it."""
+    return start_pg_lab(request, request.param, "dbops-it-" + request.param)
+
+
+@pytest.fixture(scope="module", params=SUITES)
+def pg_pair(request) -> PgLab:
+    """A primary and streaming standby owned by one test module, which may promote or stop them."""
+    module = request.module.__name__.rsplit(".", 1)[-1].replace("test_", "").replace("_", "-")
+    return start_pg_lab(request, request.param, "dbops-it-%s-%s" % (module, request.param))

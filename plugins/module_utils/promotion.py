@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: muejam.dbops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Promoting a standby: the one irreversible step of a failover, done once and verified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import PostgresError, query_one
+from ansible_collections.muejam.dbops.plugins.module_utils.replication import is_in_recovery, timeline_of_walfile
+
+
+def primary_position(conn: Any) -> dict[str, Any]:
+    """Timeline and current WAL position of a primary."""
+    row = query_one(conn, "SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS walfile")
+    return {"lsn": row["lsn"], "timeline": timeline_of_walfile(row["walfile"])}
+
+
+def standby_position(conn: Any) -> dict[str, Any]:
+    """Timeline and last replayed WAL position of a standby."""
+    row = query_one(conn, """
+        SELECT pg_last_wal_replay_lsn()::text AS replayed_lsn,
+               COALESCE((SELECT received_tli FROM pg_stat_wal_receiver),
+                        (SELECT timeline_id FROM pg_control_checkpoint())) AS timeline
+    """)
+    return {"replayed_lsn": row["replayed_lsn"], "timeline": int(row["timeline"])}
+
+
+def promote(conn: Any, wait_seconds: int, check_mode: bool) -> dict[str, Any]:
+    """Promote the connected standby; do nothing on a primary. Returns what happened."""
+    if not is_in_recovery(conn):
+        position = primary_position(conn)
+        return dict(position, promoted=False, was_primary=True, replayed_lsn=None,
+                    msg="already a primary on timeline %d: nothing to do" % position["timeline"])
+    before = standby_position(conn)
+    if check_mode:
+        return {"promoted": True, "was_primary": False, "timeline": before["timeline"],
+                "replayed_lsn": before["replayed_lsn"], "lsn": before["replayed_lsn"],
+                "msg": "would promote this standby (replayed up to %s on timeline %d)"
+                       % (before["replayed_lsn"], before["timeline"])}
+    done = query_one(conn, "SELECT pg_promote(true, %s) AS done", (wait_seconds,))["done"]
+    if not done or is_in_recovery(conn):
+        raise PostgresError("the standby did not finish promotion within %d seconds: check its log; "
+                            "it may still finish, run again to see" % wait_seconds)
+    after = primary_position(conn)
+    return dict(after, promoted=True, was_primary=False, replayed_lsn=before["replayed_lsn"],
+                msg="promoted to primary on timeline %d" % after["timeline"])

@@ -1,0 +1,108 @@
+"""The failover planner: choice of the new primary and every refusal."""
+
+import pytest
+
+from ansible_collections.muejam.dbops.plugins.module_utils.failover import (
+    FailoverRefused,
+    lsn_to_int,
+    plan_failover,
+)
+
+
+def node(name, role="standby", reachable=True, received=None, replayed=None, current=None):
+    return {"name": name, "role": role, "reachable": reachable, "received_lsn": received,
+            "replayed_lsn": replayed, "current_lsn": current}
+
+
+DOWN = node("pg1", role=None, reachable=False)
+
+
+def test_lsn_parsing():
+    assert lsn_to_int("0/0") == 0
+    assert lsn_to_int("16/B374D848") == (0x16 << 32) + 0xB374D848
+    assert lsn_to_int(None) is None
+
+
+def test_auto_picks_most_advanced_standby():
+    plan = plan_failover([DOWN, node("pg2", received="0/3000000"), node("pg3", received="0/5000000")],
+                         "pg1", max_data_loss_bytes=0, accept_unreachable_primary=True)
+    assert plan["new_primary"] == "pg3"
+    assert plan["others"] == ["pg2"]
+    assert plan["lost_bytes_max"] == 0
+    assert plan["old_primary_reachable"] is False
+    assert any("NOT fenced" in n for n in plan["notes"])
+
+
+def test_named_candidate_behind_is_refused_with_the_byte_count():
+    nodes = [DOWN, node("pg2", received="0/3000000"), node("pg3", received="0/5000000")]
+    with pytest.raises(FailoverRefused, match=r"promoting pg2 may lose 33554432 bytes of WAL \(limit 1024\)"):
+        plan_failover(nodes, "pg1", candidate="pg2", max_data_loss_bytes=1024, accept_unreachable_primary=True)
+    plan = plan_failover(nodes, "pg1", candidate="pg2", max_data_loss_bytes=1024, force=True,
+                         accept_unreachable_primary=True)
+    assert plan["new_primary"] == "pg2"
+    assert plan["lost_bytes_max"] == 0x2000000
+
+
+def test_reachable_old_primary_position_counts_for_loss():
+    nodes = [node("pg1", role="primary", current="0/4000000"), node("pg2", received="0/3000000")]
+    with pytest.raises(FailoverRefused, match="may lose 16777216 bytes"):
+        plan_failover(nodes, "pg1")
+    assert plan_failover(nodes, "pg1", max_data_loss_bytes=16777216)["new_primary"] == "pg2"
+
+
+def test_unreachable_old_primary_needs_explicit_acceptance():
+    with pytest.raises(FailoverRefused, match="accept_unreachable_primary=true"):
+        plan_failover([DOWN, node("pg2", received="0/1")], "pg1")
+
+
+def test_no_reachable_standby():
+    with pytest.raises(FailoverRefused, match="no standby is reachable"):
+        plan_failover([DOWN, node("pg2", reachable=False, role=None)], "pg1", accept_unreachable_primary=True)
+
+
+def test_split_brain_is_refused():
+    nodes = [node("pg1", role="primary", current="0/5"), node("pg2", role="primary", current="0/6"),
+             node("pg3")]
+    with pytest.raises(FailoverRefused, match="split brain: pg1, pg2 all accept writes"):
+        plan_failover(nodes, "pg1")
+    with pytest.raises(FailoverRefused, match="split brain"):
+        plan_failover([DOWN, node("pg2", role="primary"), node("pg3", role="primary")], "pg1",
+                      accept_unreachable_primary=True)
+
+
+def test_rerun_after_success_reconciles_only():
+    nodes = [node("pg1", role=None, reachable=True), node("pg2", role="primary", current="0/9"),
+             node("pg3", received="0/9")]
+    plan = plan_failover(nodes, "pg1", candidate="pg2")
+    assert plan["already_promoted"] is True
+    assert plan["new_primary"] == "pg2"
+    assert plan_failover(nodes, "pg1")["new_primary"] == "pg2"
+
+
+def test_rerun_naming_another_candidate_is_refused():
+    nodes = [DOWN, node("pg2", role="primary"), node("pg3")]
+    with pytest.raises(FailoverRefused, match="pg2 is already the primary; naming pg3"):
+        plan_failover(nodes, "pg1", candidate="pg3")
+
+
+@pytest.mark.parametrize("candidate, message", [
+    ("pg9", "not a PostgreSQL host"),
+    ("pg1", "is the old primary itself"),
+    ("pg3", "not a reachable standby"),
+])
+def test_bad_candidates(candidate, message):
+    nodes = [node("pg1", role="primary", current="0/1"), node("pg2", received="0/1"),
+             node("pg3", reachable=False, role=None)]
+    with pytest.raises(FailoverRefused, match=message):
+        plan_failover(nodes, "pg1", candidate=candidate)
+
+
+def test_old_primary_missing_from_inventory():
+    with pytest.raises(FailoverRefused, match="not among the PostgreSQL hosts"):
+        plan_failover([node("pg2")], "pg1")
+
+
+def test_tie_prefers_inventory_order():
+    plan = plan_failover([DOWN, node("pg3", received="0/5"), node("pg2", received="0/5")], "pg1",
+                         accept_unreachable_primary=True)
+    assert plan["new_primary"] == "pg3"

@@ -15,7 +15,7 @@ passed=0; failed=0; report=()
 stage_unit() { python -m pytest -q tests/unit; }
 stage_integration() { python -m pytest -q tests/integration; }
 stage_lint() {
-  ruff check plugins tests lab benchmarks scripts && ansible-lint --profile production --strict -q
+  ruff check . && ansible-lint --profile production --strict -q
 }
 stage_sanity() { scripts/sanity.sh; }
 stage_molecule() { scripts/molecule.sh; }

@@ -36,8 +36,9 @@ def plan_failover(nodes: list[dict[str, Any]], old_primary: str, candidate: str 
                   accept_unreachable_primary: bool = False) -> dict[str, Any]:
     """Choose the new primary, or raise FailoverRefused.
 
-    nodes: one dict per PostgreSQL host: name, reachable, role ('primary'/'standby'/None when not
-    running), timeline, current_lsn (primary), received_lsn and replayed_lsn (standby).
+    nodes: one dict per PostgreSQL host: name, reachable (the host answers, so it can be fenced),
+    role ('primary'/'standby', or None when PostgreSQL does not answer there), timeline,
+    current_lsn (primary), received_lsn and replayed_lsn (standby).
     Returns new_primary, already_promoted, old_primary_reachable, others (hosts to repoint),
     lost_bytes_max (upper bound of WAL the choice may lose, None when unknowable) and notes.
     """
@@ -48,7 +49,7 @@ def plan_failover(nodes: list[dict[str, Any]], old_primary: str, candidate: str 
     primaries = sorted(n["name"] for n in up if n["role"] == "primary")
     standbys = [n for n in up if n["role"] == "standby"]
     old = by_name[old_primary]
-    old_reachable = bool(old.get("reachable") and old.get("role"))
+    old_reachable = bool(old.get("reachable"))
     promoted = [p for p in primaries if p != old_primary]
     notes: list[str] = []
 

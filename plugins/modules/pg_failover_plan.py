@@ -35,11 +35,11 @@ options:
         type: str
         required: true
       reachable:
-        description: Whether PostgreSQL on the host answered.
+        description: Whether the host answered (so it can be fenced), whether or not PostgreSQL runs there.
         type: bool
         required: true
       role:
-        description: C(primary), C(standby), or null when PostgreSQL does not run there.
+        description: C(primary), C(standby), or null when PostgreSQL does not answer there.
         type: str
       timeline:
         description: Timeline reported by the host.
@@ -104,7 +104,7 @@ old_primary:
   returned: success
   type: str
 old_primary_reachable:
-  description: Whether the old primary answered (and so can be fenced).
+  description: Whether the old primary's host answered (and so can be fenced).
   returned: success
   type: bool
 others:

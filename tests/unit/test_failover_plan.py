@@ -55,6 +55,12 @@ def test_unreachable_old_primary_needs_explicit_acceptance():
         plan_failover([DOWN, node("pg2", received="0/1")], "pg1")
 
 
+def test_old_primary_host_up_with_postgres_down_can_be_fenced():
+    plan = plan_failover([node("pg1", role=None), node("pg2", received="0/1")], "pg1")
+    assert plan["old_primary_reachable"] is True
+    assert plan["new_primary"] == "pg2"
+
+
 def test_no_reachable_standby():
     with pytest.raises(FailoverRefused, match="no standby is reachable"):
         plan_failover([DOWN, node("pg2", reachable=False, role=None)], "pg1", accept_unreachable_primary=True)

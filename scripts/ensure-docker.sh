@@ -5,6 +5,12 @@ set -euo pipefail
 
 engine_up() { docker info >/dev/null 2>&1; }
 
+# Every lab container runs systemd, which takes several inotify instances: with the kernel's
+# default of 128 per user, containers past the twentieth or so die at boot (exit 255).
+if [ "$(id -u)" = 0 ] && [ "$(sysctl -n fs.inotify.max_user_instances 2>/dev/null || echo 0)" -lt 2048 ]; then
+  sysctl -q -w fs.inotify.max_user_instances=2048 || echo "warning: could not raise fs.inotify.max_user_instances" >&2
+fi
+
 if command -v docker >/dev/null && engine_up; then
   command -v debootstrap >/dev/null || {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

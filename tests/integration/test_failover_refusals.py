@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import LAB_PASSWORD, ROOT, run_module
+from dbops_it import LAB_PASSWORD, ROOT, run_module
 
 
 def failover(pg_pair, *extra: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, lab, playbook
+from dbops_it import ROOT, lab, playbook
 
 boto3 = pytest.importorskip("boto3")
 

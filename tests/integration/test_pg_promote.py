@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import LAB_PASSWORD, run_module
+from dbops_it import LAB_PASSWORD, run_module
 
 
 def promote(pg_pair, host="pg2", **args):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import LAB_PASSWORD, ROOT, run_module
+from dbops_it import LAB_PASSWORD, ROOT, run_module
 
 TEN_MB = 10 * 1024 * 1024
 

@@ -6,6 +6,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scenarios=${MOLECULE_SCENARIOS:-$(for d in molecule/*/molecule.yml; do basename "$(dirname "$d")"; done)}
 failed=0; ran=0
+# The S3 endpoint image (moto) for scenarios with an s3 platform; built once, suite independent.
+DBOPS_S3_IMAGE=$(python lab/lab.py images --suite bookworm | sed -n 2p) || exit 1
+export DBOPS_S3_IMAGE
 for scenario in $scenarios; do
   suites=$(cat "molecule/$scenario/suites" 2>/dev/null || echo bookworm)
   for suite in $suites; do

@@ -64,7 +64,7 @@ def phase_times(output: str) -> dict[str, float]:
     tail = output[output.rfind("=" * 20):]
     times: dict[str, float] = {}
     phase = "setup"
-    starts = dict((first, name) for name, first in PHASES)
+    starts = {first: name for name, first in PHASES}
     for line in tail.splitlines():
         match = TASK_LINE.match(line.strip())
         if not match:

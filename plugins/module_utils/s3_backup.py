@@ -140,7 +140,8 @@ def explain_s3_error(exc: Exception, target: S3Target, doing: str) -> BackupErro
         if isinstance(exc, botocore.exceptions.ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
-            if code in ("NoSuchBucket", "404") and "bucket" in doing:
+            # A bare 404 (HEAD has no body) names no cause: only a bucket check may read it as a missing bucket.
+            if code == "NoSuchBucket" or (code == "404" and "bucket" in doing):
                 return BackupError("the bucket %r does not exist (%s): create it or check bucket/endpoint_url"
                                    % (target.bucket, where))
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken",

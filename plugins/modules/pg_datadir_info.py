@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: muejam.dbops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_datadir_info
+short_description: Say what a PostgreSQL data directory holds and whether a replica may be cloned into it
+version_added: 0.2.0
+description:
+  - Reads a PostgreSQL data directory on the host (C(PG_VERSION), C(standby.signal), C(postmaster.pid) and the
+    system identifier from C(pg_controldata)) and compares it with the primary a replica should follow.
+  - Returns RV(verdict) C(keep) when the directory already holds a standby of that primary, C(clone) when it is
+    absent or empty (or when O(force=true)), and C(refuse) when it holds anything else, for example a different
+    cluster, a cluster of another major version, or a promoted copy of the primary.
+  - Also lists the PostgreSQL major versions installed on the host (Debian layout, C(/usr/lib/postgresql/<major>)).
+  - Needs to read the data directory, so it runs as root or as the cluster's owner.
+extends_documentation_fragment:
+  - muejam.dbops.attributes
+  - muejam.dbops.attributes.info_module
+options:
+  data_directory:
+    description: The data directory to inspect.
+    type: path
+    required: true
+  expected_system_identifier:
+    description:
+      - System identifier of the primary (C(SELECT system_identifier FROM pg_control_system())).
+        A data directory with another identifier holds a different cluster.
+      - When empty, any identifier is accepted.
+    type: str
+    default: ''
+  expected_major:
+    description: Major version the cluster must have (the primary's). Not checked when 0.
+    type: int
+    default: 0
+  force:
+    description: Answer C(clone) instead of C(refuse) for a directory that holds something else.
+    type: bool
+    default: false
+  pg_lib_root:
+    description: Where PostgreSQL's versioned directories are installed (Debian layout).
+    type: path
+    default: /usr/lib/postgresql
+author:
+  - muejam.dbops developers (@muejam)
+"""
+
+EXAMPLES = r"""
+- name: Decide whether the replica's data directory may be cloned into
+  muejam.dbops.pg_datadir_info:
+    data_directory: /var/lib/postgresql/15/main
+    expected_system_identifier: "{{ primary.query_result[0].system_identifier }}"
+    expected_major: 15
+  become: true
+  register: datadir
+
+- name: Refuse to wipe a directory that holds something else
+  ansible.builtin.fail:
+    msg: "{{ datadir.reason }}"
+  when: datadir.verdict == 'refuse'
+"""
+
+RETURN = r"""
+state:
+  description:
+    - What the directory holds relative to the primary. One of C(absent), C(empty), C(replica) (a standby of this
+      primary), C(same_cluster_not_standby), C(other_cluster), C(other_version), C(not_a_cluster).
+  returned: success
+  type: str
+  sample: replica
+verdict:
+  description: C(keep), C(clone) or C(refuse).
+  returned: success
+  type: str
+  sample: clone
+reason:
+  description: The verdict as a sentence, with what to do when it is C(refuse).
+  returned: success
+  type: str
+  sample: /var/lib/postgresql/15/main does not exist, the replica will be cloned from the primary
+exists:
+  description: Whether the directory exists.
+  returned: success
+  type: bool
+entries:
+  description: Number of entries in the directory.
+  returned: success
+  type: int
+pg_version:
+  description: Major version from C(PG_VERSION), or null.
+  returned: success
+  type: int
+  sample: 15
+system_identifier:
+  description: The cluster's system identifier from C(pg_controldata), or null.
+  returned: success
+  type: str
+  sample: "7441211716372488212"
+cluster_state:
+  description: C(Database cluster state) from C(pg_controldata), or null.
+  returned: success
+  type: str
+  sample: in archive recovery
+standby_signal:
+  description: Whether C(standby.signal) is present.
+  returned: success
+  type: bool
+running:
+  description: Whether C(postmaster.pid) names a live process.
+  returned: success
+  type: bool
+installed_majors:
+  description: PostgreSQL major versions installed on the host.
+  returned: success
+  type: list
+  elements: int
+  sample: [15]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
+    classify,
+    decide,
+    installed_majors,
+    read_datadir_facts,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "data_directory": {"type": "path", "required": True},
+            "expected_system_identifier": {"type": "str", "default": ""},
+            "expected_major": {"type": "int", "default": 0},
+            "force": {"type": "bool", "default": False},
+            "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    datadir = params["data_directory"].rstrip("/") or "/"
+
+    def controldata(path: str, major: int) -> str:
+        binary = os.path.join(params["pg_lib_root"], str(major), "bin", "pg_controldata")
+        if not os.path.exists(binary):
+            return ""
+        rc, out, err = module.run_command([binary, "-D", path], environ_update={"LC_ALL": "C", "LANG": "C"})
+        if rc != 0:
+            module.fail_json(msg="pg_controldata could not read %s: %s" % (path, err.strip()))
+        return out
+
+    try:
+        facts = read_datadir_facts(datadir, controldata)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="Could not read the data directory %s: %s" % (datadir, exc))
+    state = classify(facts, params["expected_system_identifier"], params["expected_major"])
+    verdict, reason = decide(state, params["force"], datadir)
+    module.exit_json(changed=False, state=state, verdict=verdict, reason=reason,
+                     installed_majors=installed_majors(params["pg_lib_root"]), **facts)
+
+
+if __name__ == "__main__":
+    main()

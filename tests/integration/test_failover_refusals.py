@@ -7,7 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dbops_it import LAB_PASSWORD, ROOT, run_module
+import pytest
+
+from dbops_it import LAB_PASSWORD, ROOT, SUITES, run_module, start_pg_lab
+
+
+@pytest.fixture(scope="module")
+def pg_pair(request):
+    """The refusals are decided before any version-specific step: one PostgreSQL version is enough
+    (bookworm's 15 unless DBOPS_SUITES leaves it out); the failover scenario covers 13, 15 and 17."""
+    suite = "bookworm" if "bookworm" in SUITES else SUITES[0]
+    return start_pg_lab(request, suite, "dbops-it-failover-refusals")
 
 
 def failover(pg_pair, *extra: str) -> subprocess.CompletedProcess:

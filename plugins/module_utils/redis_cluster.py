@@ -1051,12 +1051,15 @@ def parse_info_text(text: str) -> dict[str, Any]:
 
 
 def pick_master(topology: ClusterTopology, near_hosts: set[str], exclude: Iterable[str] = ()) -> ClusterNode:
-    """The master with the fewest replicas (redis-cli's choice), preferring one on another host."""
+    """A master on another host than near_hosts if there is one, among those the one with the fewest replicas.
+
+    The host comes first: a replica on its master's host is lost with it, whatever the replica counts.
+    """
     excluded = set(exclude)
     masters = [m for m in topology.usable_masters() if m.node_id not in excluded]
     if not masters:
         raise RedisClusterError("no master is available to replicate")
-    return min(masters, key=lambda m: (len(topology.replicas_of(m.node_id)), m.host in near_hosts))
+    return min(masters, key=lambda m: (m.host in near_hosts, len(topology.replicas_of(m.node_id))))
 
 
 def _resolve_host(host: str) -> set[str]:

@@ -16,6 +16,7 @@ from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import 
     parse_cluster_nodes,
     parse_info_text,
     parse_node_address,
+    pick_master,
     redis_argument_spec,
     resolve_node,
     resolve_weights,
@@ -260,3 +261,13 @@ def test_argument_spec_hides_the_password():
     spec = redis_argument_spec()
     assert spec["login_password"]["no_log"] is True
     assert spec["login_port"]["default"] == 6379
+
+
+def test_pick_master_prefers_another_host_over_fewer_replicas():
+    text = (f"{M1} 10.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-8191\n"
+            f"{M2} 10.0.0.2:7000@17000 master - 0 0 2 connected 8192-16383\n"
+            f"{R1} 10.0.0.3:7000@17000 slave {M2} 0 0 2 connected\n")
+    nodes = parse_cluster_nodes(text)
+    topo = build_topology(nodes, {M1: nodes, M2: nodes, R1: nodes}, {})
+    assert pick_master(topo, {"10.0.0.9"}).node_id == M1
+    assert pick_master(topo, {"10.0.0.1"}).node_id == M2

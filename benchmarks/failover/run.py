@@ -33,7 +33,7 @@ PHASES = [
     ("promote", "Promote (nothing happens on a server that already is the primary)"),
     ("repoint", "Say what check mode would do"),
     ("verify", "Check that the new primary accepts writes"),
-    ("application", "Ask every PostgreSQL host whether it is the primary"),
+    ("application", "Check which hosts answer, to find the primary"),
 ]
 TASK_LINE = re.compile(r"^(?:[\w.]+ : )?(?P<name>.+?) -+ (?P<secs>[0-9.]+)s$")
 

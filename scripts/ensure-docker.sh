@@ -11,27 +11,21 @@ if [ "$(id -u)" = 0 ] && [ "$(sysctl -n fs.inotify.max_user_instances 2>/dev/nul
   sysctl -q -w fs.inotify.max_user_instances=2048 || echo "warning: could not raise fs.inotify.max_user_instances" >&2
 fi
 
-if command -v docker >/dev/null && engine_up; then
-  command -v debootstrap >/dev/null || {
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get install -y -q debootstrap >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
-    else
-      echo "debootstrap is missing: install it (Debian: apt-get install debootstrap)" >&2; exit 1
-    fi
-  }
-  exit 0
-fi
-
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "No Docker engine answers. Install and start one (Debian, as root: apt-get install docker.io debootstrap;" \
-       "then start dockerd), or run this command as root on Debian so it can do that itself." >&2
-  exit 1
-fi
-
-if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-  echo ">> installing docker.io and debootstrap ..." >&2
+# What the lab and the tests need besides Python: the engine, debootstrap for the images, and
+# ShellCheck for the shell-script test of ansible-test sanity.
+missing=()
+if ! engine_up && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "Missing: ${missing[*]}. Install them (Debian, as root: apt-get install ${missing[*]}), start a" \
+         "Docker engine, or run this command as root on Debian so it can do that itself." >&2
+    exit 1
+  fi
+  echo ">> installing ${missing[*]} ..." >&2
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io debootstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
 if ! engine_up; then

@@ -9,7 +9,7 @@
 # always share a lane (they reuse container and network names). molecule/<s>/cost (default 1)
 # weighs a scenario's runs when lanes are balanced. Each run's log is printed when it ends.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 scenarios=${MOLECULE_SCENARIOS:-$(for d in molecule/*/molecule.yml; do basename "$(dirname "$d")"; done)}
 lanes=${MOLECULE_LANES:-2}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/dbops-molecule.XXXXXX")

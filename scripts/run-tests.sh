@@ -4,7 +4,7 @@
 #   scripts/run-tests.sh unit lint ...   chosen stages (unit integration lint sanity molecule)
 # Environment: MOLECULE_SCENARIOS="a b" limits Molecule; DBOPS_SUITES="bookworm" limits the suites.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BIN=$PWD/.venv/bin
 export PATH=$BIN:$PATH ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$PWD/.collections
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1 NO_COLOR=1

@@ -47,7 +47,7 @@ if [ ! -s "$tarball" ]; then
   root=$(mktemp -d "${TMPDIR:-/tmp}/dbops-root-${suite}.XXXXXX")
   # debootstrap mounts /proc and /sys inside the root: unmount before removing anything.
   trap 'for m in $(findmnt -rn -o TARGET | grep "^$root/" | sort -r); do umount -l "$m"; done; rm -rf --one-file-system "$root"' EXIT
-  pkgs=$(grep -v '^#' "$here/packages.txt" | sed "s/{pg}/$pg/g" | tr '\n' ' ')
+  mapfile -t pkgs < <(grep -v '^#' "$here/packages.txt" | sed "s/{pg}/$pg/g")
   echo ">> debootstrap $suite (PostgreSQL $pg) ..." >&2
   # Stage 1: the base system. PostgreSQL comes in stage 2, after createcluster.conf says
   # not to create a 'main' cluster, so that lab hosts start without one (as a new server would
@@ -66,7 +66,7 @@ if [ ! -s "$tarball" ]; then
   done
   cp "$here/rootfs-setup.sh" "$root/tmp/rootfs-setup.sh"
   echo ">> installing packages in the $suite root ..." >&2
-  chroot "$root" /bin/bash /tmp/rootfs-setup.sh "$mirror" "$suite" $pkgs >>"$cache/debootstrap-${suite}.log" 2>&1 \
+  chroot "$root" /bin/bash /tmp/rootfs-setup.sh "$mirror" "$suite" "${pkgs[@]}" >>"$cache/debootstrap-${suite}.log" 2>&1 \
     || { tail -n 30 "$cache/debootstrap-${suite}.log" >&2; exit 1; }
   rm -f "$root/tmp/rootfs-setup.sh"
   tar -C "$root" --numeric-owner -cf "$tarball.part" .

@@ -8,7 +8,7 @@
 
 Each lab host is a container named <prefix>-<host> on the network <prefix>-net, reachable inside
 that network by its short name (pg1, redis3, s3, app). The inventory in inventories/lab/ reaches
-them with the community.docker.docker connection. Only standard library: it runs before the venv.
+them with the community.docker.docker_api connection. Only standard library: it runs before the venv.
 """
 
 from __future__ import annotations

@@ -27,13 +27,13 @@ PASSWORD_VARS = ["-e", "pg_replica_replication_password=bench-replication-secret
                  "-e", "pg_failover_rewind_password=lab-superuser-secret"]
 # First task of each phase, in the order the role runs them.
 PHASES = [
-    ("gather", "Check that the host answers"),
+    ("gather", "Read the replication state"),
     ("plan", "Decide the failover"),
     ("fence", "Find the old primary's cluster"),
     ("promote", "Promote (nothing happens on a server that already is the primary)"),
     ("repoint", "Say what check mode would do"),
     ("verify", "Check that the new primary accepts writes"),
-    ("application", "Check which hosts answer, to find the primary"),
+    ("application", "Ask PostgreSQL for its role"),
 ]
 TASK_LINE = re.compile(r"^(?:[\w.]+ : )?(?P<name>.+?) -+ (?P<secs>[0-9.]+)s$")
 

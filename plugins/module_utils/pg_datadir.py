@@ -130,6 +130,7 @@ def decide(state: str, force: bool, datadir: str) -> tuple[str, str]:
         NOT_A_CLUSTER: "files that are not a PostgreSQL cluster",
     }[state]
     if force:
-        return CLONE, "%s holds %s; it will be wiped and cloned because force is set" % (datadir, described)
-    return REFUSE, ("%s holds %s. Refusing to wipe it: check that this is the right host, move the data away, "
+        return CLONE, ("%s holds %s; because force is set it will be moved aside (renamed, not deleted) and the "
+                       "replica cloned" % (datadir, described))
+    return REFUSE, ("%s holds %s. Refusing to replace it: check that this is the right host, move the data away, "
                     "or set the force variable (pg_replica_force_reclone=true) to replace it." % (datadir, described))

@@ -44,6 +44,15 @@ options:
     description: Where PostgreSQL's versioned directories are installed (Debian layout).
     type: path
     default: /usr/lib/postgresql
+  route_to:
+    description:
+      - Host name or address of the primary. When set, RV(source_address) is the local address this host uses to
+        reach it (the address the primary sees, for its C(pg_hba.conf) entry). No packet is sent.
+    type: str
+  route_port:
+    description: Port used with O(route_to).
+    type: int
+    default: 5432
 author:
   - muejam.dbops developers (@muejam)
 """
@@ -112,6 +121,13 @@ running:
   description: Whether C(postmaster.pid) names a live process.
   returned: success
   type: bool
+source_address:
+  description:
+    - Local address used to reach O(route_to) (null when O(route_to) is not set). Fails when O(route_to) does
+      not resolve or has no route from this host.
+  returned: success
+  type: str
+  sample: 172.18.0.3
 installed_majors:
   description: PostgreSQL major versions installed on the host.
   returned: success
@@ -121,6 +137,7 @@ installed_majors:
 """
 
 import os
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -140,6 +157,8 @@ def main() -> None:
             "expected_major": {"type": "int", "default": 0},
             "force": {"type": "bool", "default": False},
             "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},
+            "route_to": {"type": "str"},
+            "route_port": {"type": "int", "default": 5432},
         },
         supports_check_mode=True,
     )
@@ -161,8 +180,25 @@ def main() -> None:
         module.fail_json(msg="Could not read the data directory %s: %s" % (datadir, exc))
     state = classify(facts, params["expected_system_identifier"], params["expected_major"])
     verdict, reason = decide(state, params["force"], datadir)
-    module.exit_json(changed=False, state=state, verdict=verdict, reason=reason,
+    source_address = None
+    if params["route_to"]:
+        source_address = route_source(module, params["route_to"], params["route_port"])
+    module.exit_json(changed=False, state=state, verdict=verdict, reason=reason, source_address=source_address,
                      installed_majors=installed_majors(params["pg_lib_root"]), **facts)
+
+
+def route_source(module: AnsibleModule, host: str, port: int) -> str:
+    """The local address the kernel would use to reach host:port (a UDP connect sends nothing)."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.connect(address)
+            return probe.getsockname()[0]
+    except OSError as exc:
+        module.fail_json(msg="%s cannot reach the primary %s:%d (%s): check the primary's address "
+                             "(pg_replica_primary_host) and this host's network. Nothing was changed."
+                             % (socket.gethostname(), host, port, exc))
+    return ""
 
 
 if __name__ == "__main__":

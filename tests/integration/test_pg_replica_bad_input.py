@@ -136,13 +136,16 @@ def test_data_directory_of_another_cluster(ar_lab, tmp_path):
 
 
 def test_force_replaces_another_cluster(ar_lab, tmp_path):
-    """The same directory with the explicit force variable: wiped, cloned, streaming."""
-    primary_id = docker_exec("pg1", "bash", "-c", "/usr/lib/postgresql/15/bin/pg_controldata -D "
-                             "/var/lib/postgresql/15/main | grep 'system identifier'")
-    assert primary_id not in docker_exec("pg2", "bash", "-c", SNAPSHOT)
+    """The same directory with the explicit force variable: moved aside (not deleted), cloned, streaming."""
+    controldata = "/usr/lib/postgresql/15/bin/pg_controldata -D %s | grep 'system identifier'"
+    primary_id = docker_exec("pg1", "bash", "-c", controldata % "/var/lib/postgresql/15/main")
+    other_id = docker_exec("pg2", "bash", "-c", controldata % "/var/lib/postgresql/15/main")
+    assert primary_id != other_id
     run = add_replica(tmp_path, "-e", "replica=pg2", "-e", "pg_replica_force_reclone=true")
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert primary_id in docker_exec("pg2", "bash", "-c", SNAPSHOT)
+    # The replaced cluster is kept, renamed, with its own identifier.
+    assert other_id == docker_exec("pg2", "bash", "-c", controldata % "/var/lib/postgresql/15/main.replaced-*")
     streaming = docker_exec("pg1", "su", "postgres", "-c",
                             "psql -XAt -c \"SELECT application_name, state FROM pg_stat_replication\"")
     assert streaming.strip() == "pg2|streaming"

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: muejam.dbops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The files a streaming standby is made of, and what a change to them requires.
+
+Pure functions, so the module (pg_standby) does one round trip per replica and the rules are
+unit-tested without a server: the passfile line, primary_conninfo, the two conf.d files the
+collection owns, and whether a change needs a restart, a reload or nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# conf.d files owned by the collection: settings that need a restart, and the upstream (a reload
+# applies primary_conninfo and primary_slot_name since PostgreSQL 13).
+RESTART_CONF = "50-pg_replica.conf"
+UPSTREAM_CONF = "51-pg_replica-upstream.conf"
+HEADER = "# Managed by muejam.dbops (pg_replica): %s. Changes here are overwritten.\n"
+
+
+def passfile_escape(value: Any) -> str:
+    """A field of a libpq passfile: backslash and colon escaped."""
+    return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def passfile_line(host: str, port: int, user: str, password: str) -> str:
+    """host:port:replication:user:password, the entry pg_basebackup and the WAL receiver read."""
+    return ":".join(passfile_escape(part) for part in (host, port, "replication", user, password)) + "\n"
+
+
+def conninfo_quote(value: Any) -> str:
+    """A conninfo value: quoted when it holds spaces, quotes or backslashes, or is empty."""
+    text = str(value)
+    if text and not any(char in text for char in " '\\"):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def primary_conninfo(host: str, port: int, user: str, passfile: str, application_name: str) -> str:
+    """primary_conninfo without a password: the password lives in the passfile (mode 0600)."""
+    pairs = [("host", host), ("port", port), ("user", user), ("passfile", passfile),
+             ("application_name", application_name)]
+    return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in pairs)
+
+
+def conf_quote(value: Any) -> str:
+    """A postgresql.conf string value."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def restart_conf(settings: dict[str, Any]) -> str:
+    """The settings that need a restart, one per line, sorted so the file is stable."""
+    lines = [HEADER % "settings that need a restart"]
+    lines += ["%s = %s\n" % (name, conf_quote(settings[name])) for name in sorted(settings)]
+    return "".join(lines)
+
+
+def upstream_conf(conninfo: str, slot_name: str) -> str:
+    """primary_conninfo and primary_slot_name (a reload applies them)."""
+    return (HEADER % "upstream of this standby; the password is in the passfile"
+            + "primary_conninfo = %s\n" % conf_quote(conninfo)
+            + "primary_slot_name = %s\n" % conf_quote(slot_name))
+
+
+def service_action(cloned: bool, restart_changed: bool, reload_changed: bool, running: bool) -> str | None:
+    """What to do with the server after the files were written: start, restart, reload or nothing."""
+    if not running:
+        return "start"
+    if cloned or restart_changed:
+        return "restart"
+    if reload_changed:
+        return "reload"
+    return None

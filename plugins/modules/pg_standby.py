@@ -1,0 +1,398 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: muejam.dbops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_standby
+short_description: Make this host a streaming standby of a PostgreSQL primary, in one step
+version_added: 0.3.0
+description:
+  - The replica side of M(muejam.dbops.pg_replica) in one round trip (Debian layout, run as root).
+  - Reads the data directory first (like M(muejam.dbops.pg_datadir_info)) and refuses, changing nothing, when it
+    holds anything but a standby of the expected primary, unless O(force=true).
+  - Writes the replication passfile (mode 0600), clones with C(pg_basebackup) when the directory is absent or
+    empty (or forced; a forced directory is moved aside, never deleted), leaves C(standby.signal), and writes two
+    C(conf.d) files it owns, one with the settings that need a restart and one with C(primary_conninfo) and
+    C(primary_slot_name), which a reload applies.
+  - Then starts, restarts or reloads the server only as much as the changes need, and waits until its WAL
+    receiver streams. A second run on a healthy standby changes nothing.
+  - The password reaches C(pg_basebackup) and the WAL receiver through the passfile, never a command line.
+extends_documentation_fragment:
+  - muejam.dbops.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  major:
+    description: PostgreSQL major version of the primary; it must be installed on this host.
+    type: int
+    required: true
+  cluster_name:
+    description: Debian cluster name (C(/etc/postgresql/<major>/<cluster_name>)).
+    type: str
+    default: main
+  data_directory:
+    description: The standby's data directory. Default C(/var/lib/postgresql/<major>/<cluster_name>).
+    type: path
+  port:
+    description: Port of the standby (to check that it streams).
+    type: int
+    default: 5432
+  primary_host:
+    description: Address of the primary (C(primary_conninfo), C(pg_basebackup)).
+    type: str
+    required: true
+  primary_port:
+    description: Port of the primary.
+    type: int
+    default: 5432
+  replication_user:
+    description: Role with the REPLICATION attribute on the primary.
+    type: str
+    default: replicator
+  replication_password:
+    description: Its password, written only to O(passfile).
+    type: str
+    required: true
+  passfile:
+    description: The libpq passfile (mode 0600, owned by postgres).
+    type: path
+    default: /var/lib/postgresql/.pgpass_pg_replica
+  application_name:
+    description: Name the standby announces (C(pg_stat_replication.application_name)).
+    type: str
+    required: true
+  slot_name:
+    description: Physical replication slot on the primary (it must exist; M(muejam.dbops.pg_replica) creates it).
+    type: str
+    required: true
+  expected_system_identifier:
+    description: System identifier of the primary; a data directory with another one holds a different cluster.
+    type: str
+    required: true
+  force:
+    description:
+      - Clone even when the data directory holds something else. The old directory is renamed to
+        C(<data_directory>.replaced-<timestamp>), not deleted.
+    type: bool
+    default: false
+  settings:
+    description: Settings that need a restart (for example C(listen_addresses), C(hot_standby), C(wal_keep_size)).
+    type: dict
+    default: {}
+  basebackup_extra_args:
+    description: Extra arguments for C(pg_basebackup) (for example C(--max-rate=100M)).
+    type: list
+    elements: str
+    default: []
+  wait_seconds:
+    description: How long to wait until the WAL receiver streams. C(0) does not wait.
+    type: int
+    default: 300
+  pg_lib_root:
+    description: Where PostgreSQL's versioned directories are installed (Debian layout).
+    type: path
+    default: /usr/lib/postgresql
+notes:
+  - Needs C(pg_createcluster), C(runuser) and systemd (C(postgresql@<major>-<cluster>)), as on Debian.
+author:
+  - muejam.dbops developers (@muejam)
+"""
+
+EXAMPLES = r"""
+- name: Follow the primary
+  muejam.dbops.pg_standby:
+    major: 15
+    primary_host: pg1
+    replication_password: "{{ vault_replication_password }}"
+    application_name: pg2
+    slot_name: pg2
+    expected_system_identifier: "{{ primary.system_identifier }}"
+    settings:
+      listen_addresses: "*"
+      hot_standby: true
+  become: true
+"""
+
+RETURN = r"""
+state:
+  description: What the data directory held before the run (see M(muejam.dbops.pg_datadir_info)).
+  returned: always
+  type: str
+  sample: replica
+verdict:
+  description: C(keep), C(clone) or C(refuse).
+  returned: always
+  type: str
+  sample: keep
+actions:
+  description: What was done (in check mode, what would be done), in order.
+  returned: success
+  type: list
+  elements: str
+  sample: ["wrote 51-pg_replica-upstream.conf", "reloaded"]
+cloned:
+  description: Whether the data directory was cloned from the primary.
+  returned: success
+  type: bool
+moved_aside:
+  description: Where a forced, replaced data directory was moved (null when none was).
+  returned: success
+  type: str
+receiver_status:
+  description: Status of the WAL receiver at the end (C(streaming) when healthy; null in check mode or without waiting).
+  returned: success
+  type: str
+  sample: streaming
+msg:
+  description: What happened, in words.
+  returned: always
+  type: str
+"""
+
+import os
+import pwd
+import shutil
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
+    ABSENT,
+    CLONE,
+    EMPTY,
+    REFUSE,
+    classify,
+    decide,
+    installed_majors,
+    postmaster_running,
+    read_datadir_facts,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.standby import (
+    RESTART_CONF,
+    UPSTREAM_CONF,
+    passfile_line,
+    primary_conninfo,
+    restart_conf,
+    service_action,
+    upstream_conf,
+)
+
+
+class Standby:
+    """One run of the module: read, decide, act (unless check mode), report."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params = module.params
+        major, cluster = self.params["major"], self.params["cluster_name"]
+        self.bindir = os.path.join(self.params["pg_lib_root"], str(major), "bin")
+        self.datadir = (self.params["data_directory"] or "/var/lib/postgresql/%d/%s" % (major, cluster)).rstrip("/")
+        self.confdir = "/etc/postgresql/%d/%s" % (major, cluster)
+        self.service = "postgresql@%d-%s" % (major, cluster)
+        self.actions: list[str] = []
+        self.state_before = ABSENT
+
+    def fail(self, msg: str, **extra) -> None:
+        self.module.fail_json(msg=msg, actions=self.actions, **extra)
+
+    def run(self, argv: list[str], as_postgres: bool = False, env: dict | None = None, check: bool = True):
+        if as_postgres:
+            argv = ["runuser", "-u", "postgres", "--"] + argv
+        rc, out, err = self.module.run_command(argv, environ_update=env or {})
+        if check and rc != 0:
+            self.fail("%s failed (exit %d): %s" % (" ".join(argv[:6]), rc, (err or out).strip()[-2000:]))
+        return rc, out, err
+
+    def controldata(self, path: str, major: int) -> str:
+        binary = os.path.join(self.params["pg_lib_root"], str(major), "bin", "pg_controldata")
+        if not os.path.exists(binary):
+            return ""
+        rc, out, err = self.module.run_command([binary, "-D", path], environ_update={"LC_ALL": "C", "LANG": "C"})
+        if rc != 0:
+            self.fail("pg_controldata could not read %s: %s" % (path, err.strip()))
+        return out
+
+    def write_file(self, path: str, content: str, mode: int, label: str) -> bool:
+        """Write content if it differs (atomically, owned by postgres); True when it changed."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() == content:
+                    return False
+        except FileNotFoundError:
+            pass
+        self.actions.append("wrote " + label)
+        if self.module.check_mode:
+            return True
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=directory, prefix=".dbops-")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(content)
+            os.chmod(tmp, mode)
+            self.chown_postgres(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True
+
+    def chown_postgres(self, path: str) -> None:
+        entry = pwd.getpwnam("postgres")
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def systemctl(self, *args: str, check: bool = True):
+        return self.run(["systemctl", *args], check=check)
+
+    def running(self) -> bool:
+        rc, _, _ = self.systemctl("is-active", "--quiet", self.service, check=False)
+        return rc == 0 or postmaster_running(self.datadir)
+
+    def clone(self) -> str | None:
+        """Replace the data directory with a copy of the primary; returns where a forced directory went."""
+        moved = None
+        if self.state_before not in (ABSENT, EMPTY):
+            # Only reached with force: the old directory is kept, renamed, never deleted.
+            moved = "%s.replaced-%s" % (self.datadir, time.strftime("%Y%m%dT%H%M%S"))
+            self.systemctl("stop", self.service)
+            os.rename(self.datadir, moved)
+            self.actions.append("moved the old data directory to " + moved)
+        if not os.path.exists(os.path.join(self.confdir, "postgresql.conf")):
+            self.actions.append("created the cluster configuration (pg_createcluster)")
+            self.run(["pg_createcluster", "--datadir", self.datadir, str(self.params["major"]),
+                      self.params["cluster_name"]])
+        self.systemctl("stop", self.service)
+        # What is left is absent, empty, or the empty cluster pg_createcluster just made.
+        if os.path.isdir(self.datadir):
+            shutil.rmtree(self.datadir)
+        os.makedirs(self.datadir, mode=0o700)
+        self.chown_postgres(self.datadir)
+        os.chmod(self.datadir, 0o700)
+        params = self.params
+        self.actions.append("cloned the primary with pg_basebackup")
+        self.run([os.path.join(self.bindir, "pg_basebackup"),
+                  "--host=%s" % params["primary_host"], "--port=%d" % params["primary_port"],
+                  "--username=%s" % params["replication_user"], "--no-password",
+                  "--pgdata=%s" % self.datadir, "--wal-method=stream", "--slot=%s" % params["slot_name"],
+                  "--checkpoint=fast"] + params["basebackup_extra_args"],
+                 as_postgres=True, env={"PGPASSFILE": params["passfile"], "PGAPPNAME": params["application_name"]})
+        return moved
+
+    def receiver_status(self) -> str | None:
+        rc, out, _ = self.run([os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-p", str(self.params["port"]),
+                               "-d", "postgres", "-c", "SELECT status FROM pg_stat_wal_receiver"],
+                              as_postgres=True, env={"PGCONNECT_TIMEOUT": "3"}, check=False)
+        if rc != 0:
+            return None
+        return out.strip() or None
+
+    def wait_streaming(self) -> str | None:
+        deadline = time.monotonic() + self.params["wait_seconds"]
+        status = None
+        while True:
+            status = self.receiver_status()
+            if status == "streaming" or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.25)
+
+    def main(self) -> None:
+        params = self.params
+        major = params["major"]
+        installed = installed_majors(params["pg_lib_root"])
+        if major not in installed:
+            self.fail("PostgreSQL %d is not installed on this host (installed: %s): install postgresql-%d first. "
+                      "Nothing was changed." % (major, ", ".join(map(str, installed)) or "none", major))
+        try:
+            facts = read_datadir_facts(self.datadir, self.controldata)
+        except (OSError, ValueError) as exc:
+            self.fail("Could not read the data directory %s: %s. Nothing was changed." % (self.datadir, exc))
+        state = classify(facts, params["expected_system_identifier"], major)
+        self.state_before = state
+        verdict, reason = decide(state, params["force"], self.datadir)
+        if verdict == REFUSE:
+            self.fail(reason + " Nothing was changed.", state=state, verdict=verdict)
+
+        passfile = passfile_line(params["primary_host"], params["primary_port"], params["replication_user"],
+                                 params["replication_password"])
+        conninfo = primary_conninfo(params["primary_host"], params["primary_port"], params["replication_user"],
+                                    params["passfile"], params["application_name"])
+        conf_d = os.path.join(self.confdir, "conf.d")
+        running_before = self.running()
+
+        self.write_file(params["passfile"], passfile, 0o600, "the replication passfile")
+        moved = None
+        cloned = verdict == CLONE
+        if cloned:
+            if self.module.check_mode:
+                self.actions.append("clone the primary with pg_basebackup (%s)" % reason)
+            else:
+                moved = self.clone()
+        signal = os.path.join(self.datadir, "standby.signal")
+        if not os.path.exists(signal) and not (cloned and self.module.check_mode):
+            self.write_file(signal, "", 0o600, "standby.signal")
+        restart_changed = self.write_file(os.path.join(conf_d, RESTART_CONF), restart_conf(params["settings"]),
+                                          0o644, RESTART_CONF)
+        reload_changed = self.write_file(os.path.join(conf_d, UPSTREAM_CONF),
+                                         upstream_conf(conninfo, params["slot_name"]), 0o644, UPSTREAM_CONF)
+        running = running_before and not cloned
+        action = service_action(cloned, restart_changed, reload_changed, running)
+        rc, _, _ = self.systemctl("is-enabled", "--quiet", self.service, check=False)
+        if rc != 0:
+            self.actions.append("enabled " + self.service)
+            if not self.module.check_mode:
+                self.systemctl("enable", self.service)
+        if action:
+            self.actions.append({"start": "started", "restart": "restarted", "reload": "reloaded"}[action])
+            if not self.module.check_mode:
+                self.systemctl(action, self.service)
+
+        status = None
+        if not self.module.check_mode and params["wait_seconds"] > 0:
+            status = self.wait_streaming()
+            if status != "streaming":
+                self.fail("%s did not start streaming from %s:%d within %d s (WAL receiver: %s). Check the "
+                          "primary's pg_hba.conf, the slot %s and the standby's log (journalctl -u %s)."
+                          % (self.service, params["primary_host"], params["primary_port"], params["wait_seconds"],
+                             status or "not running", params["slot_name"], self.service),
+                          state=state, verdict=verdict, cloned=cloned, moved_aside=moved)
+        changed = bool(self.actions)
+        msg = "; ".join(self.actions) if changed else "already a standby of %s, nothing to do" % params["primary_host"]
+        self.module.exit_json(changed=changed, state=state, verdict=verdict, reason=reason, actions=self.actions,
+                              cloned=cloned, moved_aside=moved, receiver_status=status, msg=msg)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "major": {"type": "int", "required": True},
+            "cluster_name": {"type": "str", "default": "main"},
+            "data_directory": {"type": "path"},
+            "port": {"type": "int", "default": 5432},
+            "primary_host": {"type": "str", "required": True},
+            "primary_port": {"type": "int", "default": 5432},
+            "replication_user": {"type": "str", "default": "replicator"},
+            "replication_password": {"type": "str", "required": True, "no_log": True},
+            "passfile": {"type": "path", "default": "/var/lib/postgresql/.pgpass_pg_replica"},
+            "application_name": {"type": "str", "required": True},
+            "slot_name": {"type": "str", "required": True},
+            "expected_system_identifier": {"type": "str", "required": True},
+            "force": {"type": "bool", "default": False},
+            "settings": {"type": "dict", "default": {}},
+            "basebackup_extra_args": {"type": "list", "elements": "str", "default": []},
+            "wait_seconds": {"type": "int", "default": 300},
+            "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},
+        },
+        supports_check_mode=True,
+    )
+    Standby(module).main()
+
+
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster_plan import (
     CLUSTER_SLOTS,
     PlanError,
@@ -686,6 +688,24 @@ class ClusterSession:
             time.sleep(0.25)
             topology = self.load()
         return topology
+
+
+def run_in_session(module: Any, operation: Any, socket_timeout: float | None = None) -> None:
+    """Exit the module with operation(session)'s result, or fail with the error's message and details.
+
+    The one way every redis_cluster_* module talks to a cluster: redis-py must be importable, the
+    session's connections are always closed, and a RedisClusterError becomes a clear failure.
+    """
+    if not HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    session = ClusterSession(module.params, socket_timeout=socket_timeout)
+    try:
+        result = operation(session)
+    except RedisClusterError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    finally:
+        session.close()
+    module.exit_json(**result)
 
 
 def refuse_unsafe_cluster(topology: ClusterTopology, allow_open_slots: bool) -> None:

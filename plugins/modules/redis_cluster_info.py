@@ -235,15 +235,12 @@ check:
           sample: "[WARNING] Node 10.0.0.11:7000 has slots in migrating state 7."
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
-    ClusterSession,
-    RedisClusterError,
     cluster_report,
     redis_argument_spec,
+    run_in_session,
 )
 
 
@@ -251,16 +248,7 @@ def main() -> None:
     argument_spec = redis_argument_spec()
     argument_spec.update(convergence_timeout={"type": "float", "default": 0})
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
-    session = ClusterSession(module.params)
-    try:
-        result = cluster_report(session, module.params["convergence_timeout"])
-    except RedisClusterError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    finally:
-        session.close()
-    module.exit_json(**result)
+    run_in_session(module, lambda session: cluster_report(session, module.params["convergence_timeout"]))
 
 
 if __name__ == "__main__":

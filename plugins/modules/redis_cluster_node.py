@@ -210,16 +210,13 @@ forgotten_by:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
-    ClusterSession,
-    RedisClusterError,
     add_node,
     redis_argument_spec,
     remove_node,
+    run_in_session,
 )
 
 
@@ -244,22 +241,13 @@ def main() -> None:
         supports_check_mode=True,
         required_if=[("state", "present", ["node_host"]), ("state", "absent", ["node_host", "node_id"], True)],
     )
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
     params = module.params
     if params["pipeline"] < 1 or params["timeout"] < 1:
         module.fail_json(msg="pipeline and timeout must be at least 1")
-    session = ClusterSession(params, socket_timeout=params["socket_timeout"] + params["timeout"] / 1000.0)
-    try:
-        if params["state"] == "present":
-            result = add_node(session, params, module.check_mode)
-        else:
-            result = remove_node(session, params, module.check_mode)
-    except RedisClusterError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    finally:
-        session.close()
-    module.exit_json(**result)
+    operation = add_node if params["state"] == "present" else remove_node
+    # A MIGRATE (draining a node) may take up to its own timeout before the node replies.
+    run_in_session(module, lambda session: operation(session, params, module.check_mode),
+                   socket_timeout=params["socket_timeout"] + params["timeout"] / 1000.0)
 
 
 if __name__ == "__main__":

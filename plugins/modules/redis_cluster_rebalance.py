@@ -279,15 +279,12 @@ timing:
       returned: when not in check mode
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
-    HAS_REDIS,
-    REDIS_IMPORT_ERROR,
-    ClusterSession,
-    RedisClusterError,
     rebalance,
     redis_argument_spec,
+    run_in_session,
 )
 
 
@@ -304,22 +301,14 @@ def main() -> None:
         convergence_timeout={"type": "float", "default": 30},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_REDIS:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
     params = module.params
     if params["threshold"] <= 0:
         module.fail_json(msg="threshold must be above 0 (redis-cli never rebalances with 0)")
     if params["pipeline"] < 1 or params["timeout"] < 1:
         module.fail_json(msg="pipeline and timeout must be at least 1")
     # A MIGRATE may take up to its own timeout before the node replies.
-    session = ClusterSession(params, socket_timeout=params["socket_timeout"] + params["timeout"] / 1000.0)
-    try:
-        result = rebalance(session, params, module.check_mode)
-    except RedisClusterError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    finally:
-        session.close()
-    module.exit_json(**result)
+    run_in_session(module, lambda session: rebalance(session, params, module.check_mode),
+                   socket_timeout=params["socket_timeout"] + params["timeout"] / 1000.0)
 
 
 if __name__ == "__main__":

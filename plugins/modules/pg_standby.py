@@ -22,11 +22,7 @@ description:
   - The password reaches C(pg_basebackup) and the WAL receiver through the passfile, never a command line.
 extends_documentation_fragment:
   - muejam.dbops.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+  - muejam.dbops.attributes.action
 options:
   major:
     description: PostgreSQL major version of the primary; it must be installed on this host.
@@ -252,7 +248,7 @@ class Standby:
         return self.run(["systemctl", *args], check=check)
 
     def running(self) -> bool:
-        rc, _, _ = self.systemctl("is-active", "--quiet", self.service, check=False)
+        rc, unused_out, unused_err = self.systemctl("is-active", "--quiet", self.service, check=False)
         return rc == 0 or postmaster_running(self.datadir)
 
     def clone(self) -> str | None:
@@ -286,9 +282,9 @@ class Standby:
         return moved
 
     def receiver_status(self) -> str | None:
-        rc, out, _ = self.run([os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-p", str(self.params["port"]),
-                               "-d", "postgres", "-c", "SELECT status FROM pg_stat_wal_receiver"],
-                              as_postgres=True, env={"PGCONNECT_TIMEOUT": "3"}, check=False)
+        argv = [os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-p", str(self.params["port"]),
+                "-d", "postgres", "-c", "SELECT status FROM pg_stat_wal_receiver"]
+        rc, out, unused_err = self.run(argv, as_postgres=True, env={"PGCONNECT_TIMEOUT": "3"}, check=False)
         if rc != 0:
             return None
         return out.strip() or None
@@ -343,7 +339,7 @@ class Standby:
                                          upstream_conf(conninfo, params["slot_name"]), 0o644, UPSTREAM_CONF)
         running = running_before and not cloned
         action = service_action(cloned, restart_changed, reload_changed, running)
-        rc, _, _ = self.systemctl("is-enabled", "--quiet", self.service, check=False)
+        rc, unused_out, unused_err = self.systemctl("is-enabled", "--quiet", self.service, check=False)
         if rc != 0:
             self.actions.append("enabled " + self.service)
             if not self.module.check_mode:

@@ -31,7 +31,7 @@ PHASES = [
     ("plan", "Decide the failover"),
     ("fence", "Find the old primary's cluster"),
     ("promote", "Promote (nothing happens on a server that already is the primary)"),
-    ("repoint", "Say what check mode would do"),
+    ("repoint", "Tell whether this replica already follows the new primary"),
     ("verify", "Check that the new primary accepts writes"),
     ("application", "Ask PostgreSQL for its role"),
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.muejam.dbops.plugins.module_utils.postgres import PostgresError, query_one
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import PostgresError, query, query_one
 from ansible_collections.muejam.dbops.plugins.module_utils.replication import is_in_recovery, timeline_of_walfile
 
 
@@ -46,3 +46,29 @@ def promote(conn: Any, wait_seconds: int, check_mode: bool) -> dict[str, Any]:
     after = primary_position(conn)
     return dict(after, promoted=True, was_primary=False, replayed_lsn=before["replayed_lsn"],
                 msg="promoted to primary on timeline %d" % after["timeline"])
+
+
+def branch_point(conn: Any) -> dict[str, Any] | None:
+    """Where the primary's current timeline began (parent timeline, LSN), from its newest history file.
+
+    None on timeline 1. Needs pg_read_file (a superuser, or a role granted it).
+    """
+    timeline = primary_position(conn)["timeline"]
+    if timeline <= 1:
+        return None
+    text = query_one(conn, "SELECT pg_read_file(%s) AS text", ("pg_wal/%08X.history" % timeline,))["text"]
+    entries = [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not entries:
+        raise PostgresError("the history file of timeline %d is empty: check pg_wal/%08X.history"
+                            % (timeline, timeline))
+    return {"parent_timeline": int(entries[-1][0]), "lsn": entries[-1][1]}
+
+
+def ensure_slots(conn: Any, names: list[str], check_mode: bool) -> list[str]:
+    """Create the missing physical slots (reserving WAL at once); returns the names created."""
+    existing = {row["slot_name"] for row in query(conn, "SELECT slot_name FROM pg_replication_slots")}
+    missing = [name for name in names if name not in existing]
+    if not check_mode:
+        for name in missing:
+            query(conn, "SELECT pg_create_physical_replication_slot(%s, true)", (name,))
+    return missing

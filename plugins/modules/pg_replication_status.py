@@ -47,6 +47,11 @@ options:
     description: Fail the task when any problem is found, listing them in the message.
     type: bool
     default: false
+  compare_lsn:
+    description:
+      - A WAL position (for example where a new timeline began). When set, RV(past_compare_lsn) says whether this
+        server's WAL goes past it (a primary's written WAL; a standby's received or replayed WAL).
+    type: str
 seealso:
   - name: Monitoring replication (PostgreSQL documentation)
     description: The views this module reads.
@@ -214,6 +219,11 @@ healthy:
   returned: success
   type: bool
   sample: true
+past_compare_lsn:
+  description: Whether this server's WAL goes past O(compare_lsn).
+  returned: when O(compare_lsn) is set
+  type: bool
+  sample: false
 problems:
   description: Each finding that breaks a threshold, as a sentence.
   returned: success
@@ -229,11 +239,21 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     PostgresError,
     connect,
     postgres_argument_spec,
+    query_one,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.replication import (
     find_problems,
     read_replication_state,
 )
+
+
+def wal_past(conn, lsn: str) -> bool:
+    """Whether this server's WAL (written, or received/replayed on a standby) goes past lsn."""
+    return bool(query_one(conn, """
+        SELECT CASE WHEN pg_is_in_recovery()
+                    THEN GREATEST(COALESCE(pg_last_wal_receive_lsn(), '0/0'::pg_lsn),
+                                  COALESCE(pg_last_wal_replay_lsn(), '0/0'::pg_lsn))
+                    ELSE pg_current_wal_lsn() END > %s::pg_lsn AS past""", (lsn,))["past"])
 
 
 def main() -> None:
@@ -245,6 +265,7 @@ def main() -> None:
         min_streaming_replicas={"type": "int"},
         max_slot_retained_bytes={"type": "int"},
         fail_on_unhealthy={"type": "bool", "default": False},
+        compare_lsn={"type": "str"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_PSYCOPG2:
@@ -254,6 +275,8 @@ def main() -> None:
         conn = connect(module.params)
         try:
             state = read_replication_state(conn)
+            if module.params["compare_lsn"]:
+                state["past_compare_lsn"] = wal_past(conn, module.params["compare_lsn"])
         finally:
             conn.close()
     except PostgresError as exc:

@@ -99,6 +99,21 @@ def test_paused_replay_shows_byte_lag_then_recovers(pg_lab):
     assert status(pg_lab, "pg2").result["standby"]["lag_bytes"] == 0
 
 
+def test_compare_lsn_on_primary_and_standby(pg_lab):
+    """past_compare_lsn: the failover's test for a replica that went past a new timeline's start."""
+    for host in ("pg1", "pg2"):
+        assert status(pg_lab, host, compare_lsn="0/0").result["past_compare_lsn"] is True
+        assert status(pg_lab, host, compare_lsn="FFFFFFFF/0").result["past_compare_lsn"] is False
+    before = pg_lab.sql("pg1", "SELECT pg_current_wal_lsn()::text")[0][0]
+    pg_lab.sql("pg1", "CREATE TABLE IF NOT EXISTS compare_probe AS SELECT 1 AS id")
+    assert status(pg_lab, "pg1", compare_lsn=before).result["past_compare_lsn"] is True
+    pg_lab.wait_for(lambda: status(pg_lab, "pg2", compare_lsn=before).result["past_compare_lsn"],
+                    what="the standby to receive WAL past %s" % before)
+    assert "past_compare_lsn" not in status(pg_lab, "pg1").result
+    bad = status(pg_lab, "pg1", compare_lsn="not-an-lsn")
+    assert bad.failed and "pg_lsn" in bad.result["msg"]
+
+
 def test_expected_role_mismatch_is_a_problem(pg_lab):
     result = status(pg_lab, "pg2", expected_role="primary").result
     assert result["healthy"] is False

@@ -1,0 +1,234 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: muejam.dbops contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_replica_access
+short_description: Let replicas stream from this PostgreSQL primary (role, pg_hba.conf entries, slots) in one step
+version_added: 0.3.0
+description:
+  - The primary side of M(muejam.dbops.pg_replica) in one round trip. Runs on the primary as its OS owner
+    (C(become_user=postgres)), connecting through the Unix socket.
+  - Ensures the replication role exists with C(LOGIN REPLICATION) and the given password, stored as
+    SCRAM-SHA-256. The password is set again only when the stored verifier does not match it.
+  - Ensures one C(host replication <user> <address> <method>) line per replica in C(pg_hba.conf), marked with a
+    comment naming the replica. A replica whose address changed gets its line replaced, a new one is appended;
+    lines the module does not own are never touched. After an edit it reloads the server and reads
+    C(pg_hba_file_rules); if PostgreSQL reports an error in the file, the previous file is put back, the server
+    reloaded again, and the module fails.
+  - Ensures a physical replication slot per replica (reserving WAL at once).
+  - Reports whether the primary can later be rewound (data checksums or C(wal_log_hints)); it does not change that
+    setting, which needs a restart.
+extends_documentation_fragment:
+  - muejam.dbops.postgres
+  - muejam.dbops.attributes
+  - muejam.dbops.attributes.action
+options:
+  replication_user:
+    description: The replication role.
+    type: str
+    default: replicator
+  replication_password:
+    description: Its password (never logged; stored as SCRAM-SHA-256).
+    type: str
+    required: true
+  replicas:
+    description: The replicas allowed to stream.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Replica name, used in the pg_hba.conf comment.
+        type: str
+        required: true
+      source:
+        description: Its address with a prefix length (C(192.0.2.10/32)); never a whole network unless you mean it.
+        type: str
+        required: true
+      slot:
+        description: Its physical replication slot.
+        type: str
+        required: true
+  method:
+    description: Authentication method of the pg_hba.conf lines.
+    type: str
+    default: scram-sha-256
+    choices: [scram-sha-256, md5]
+author:
+  - muejam.dbops developers (@muejam)
+"""
+
+EXAMPLES = r"""
+- name: Let pg2 stream from the primary
+  muejam.dbops.pg_replica_access:
+    replication_password: "{{ vault_replication_password }}"
+    replicas:
+      - {name: pg2, source: 192.0.2.12/32, slot: pg2}
+  delegate_to: pg1
+  become: true
+  become_user: postgres
+"""
+
+RETURN = r"""
+changes:
+  description: What was changed (in check mode, what would be), in words.
+  returned: success
+  type: list
+  elements: str
+  sample: ["role replicator created", "pg_hba.conf: pg2 allowed to replicate from 192.0.2.12/32", "slot pg2 created"]
+reloaded:
+  description: Whether the server was reloaded (after a pg_hba.conf edit).
+  returned: success
+  type: bool
+hba_file:
+  description: The pg_hba.conf edited.
+  returned: success
+  type: str
+  sample: /etc/postgresql/15/main/pg_hba.conf
+rewind_ready:
+  description: Whether the primary has data checksums or wal_log_hints on (pg_rewind can later rewind it).
+  returned: success
+  type: bool
+data_checksums:
+  description: Whether the cluster has data checksums.
+  returned: success
+  type: bool
+msg:
+  description: Summary.
+  returned: always
+  type: str
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
+    HAS_PSYCOPG2,
+    PostgresError,
+    connect,
+    postgres_argument_spec,
+    query,
+    query_one,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.replica_access import plan_hba, role_changes
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Replace path with text, keeping its mode (the module runs as the file's owner)."""
+    mode = os.stat(path).st_mode & 0o7777
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".pg_hba.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def ensure_role(conn, params, check_mode: bool) -> list[str]:
+    user, password = params["replication_user"], params["replication_password"]
+    row = query(conn, "SELECT rolcanlogin, rolreplication, rolpassword FROM pg_authid WHERE rolname = %s", (user,))
+    needed = role_changes(row[0] if row else None, password)
+    if not needed:
+        return []
+    if not check_mode:
+        name = query_one(conn, "SELECT quote_ident(%s) AS name", (user,))["name"]
+        query(conn, "SET password_encryption = 'scram-sha-256'")
+        verb = "CREATE" if needed == ["create"] else "ALTER"
+        query(conn, "%s ROLE %s WITH LOGIN REPLICATION PASSWORD %%s" % (verb, name), (password,))
+    if needed == ["create"]:
+        return ["role %s created" % user]
+    return ["role %s: %s updated" % (user, " and ".join(needed))]
+
+
+def ensure_hba(module, conn, params) -> tuple[list[str], bool, str]:
+    hba_file = query_one(conn, "SELECT current_setting('hba_file') AS f")["f"]
+    try:
+        with open(hba_file, encoding="utf-8") as handle:
+            old = handle.read()
+    except OSError as exc:
+        raise PostgresError("cannot read %s: %s; run the module as the cluster's owner (become_user: postgres)"
+                            % (hba_file, exc)) from None
+    new, changes = plan_hba(old, params["replicas"], params["replication_user"], params["method"])
+    if not changes or module.check_mode:
+        return changes, False, hba_file
+    try:
+        write_atomically(hba_file, new)
+    except OSError as exc:
+        raise PostgresError("cannot write %s: %s; nothing was changed there" % (hba_file, exc)) from None
+    query(conn, "SELECT pg_reload_conf()")
+    errors = query(conn, "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL")
+    if errors:
+        write_atomically(hba_file, old)
+        query(conn, "SELECT pg_reload_conf()")
+        raise PostgresError("PostgreSQL rejects %s after the edit (%s); the previous file was put back and "
+                            "reloaded. Check the replicas' addresses." % (
+                                hba_file, "; ".join("line %s: %s" % (e["line_number"], e["error"]) for e in errors)))
+    return changes, True, hba_file
+
+
+def ensure_slots(conn, params, check_mode: bool) -> list[str]:
+    existing = {row["slot_name"]: row["slot_type"] for row in
+                query(conn, "SELECT slot_name, slot_type FROM pg_replication_slots")}
+    changes = []
+    for replica in params["replicas"]:
+        slot = replica["slot"]
+        if existing.get(slot) == "physical":
+            continue
+        if slot in existing:
+            raise PostgresError("slot %s exists but is a %s slot, not a physical one: drop or rename it first"
+                                % (slot, existing[slot]))
+        if not check_mode:
+            query(conn, "SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+        changes.append("slot %s created" % slot)
+    return changes
+
+
+def main() -> None:
+    argument_spec = postgres_argument_spec()
+    argument_spec.update(
+        replication_user={"type": "str", "default": "replicator"},
+        replication_password={"type": "str", "required": True, "no_log": True},
+        replicas={"type": "list", "elements": "dict", "required": True, "options": {
+            "name": {"type": "str", "required": True},
+            "source": {"type": "str", "required": True},
+            "slot": {"type": "str", "required": True},
+        }},
+        method={"type": "str", "default": "scram-sha-256", "choices": ["scram-sha-256", "md5"]},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"))
+    params = module.params
+    if not params["replication_password"]:
+        module.fail_json(msg="replication_password is empty: set the replication password (keep it in Ansible Vault)")
+    try:
+        conn = connect(params)
+        try:
+            if query_one(conn, "SELECT pg_is_in_recovery() AS r")["r"]:
+                raise PostgresError("this server is a standby, not the primary: nothing was changed")
+            changes = ensure_role(conn, params, module.check_mode)
+            hba_changes, reloaded, hba_file = ensure_hba(module, conn, params)
+            changes += hba_changes
+            changes += ensure_slots(conn, params, module.check_mode)
+            settings = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
+                                       "current_setting('wal_log_hints') = 'on' AS hints")
+        finally:
+            conn.close()
+    except PostgresError as exc:
+        module.fail_json(msg=str(exc).replace(params["replication_password"], "********"))
+    module.exit_json(changed=bool(changes), changes=changes, reloaded=reloaded, hba_file=hba_file,
+                     data_checksums=settings["checksums"], rewind_ready=settings["checksums"] or settings["hints"],
+                     msg="; ".join(changes) or "replication access already in place")
+
+
+if __name__ == "__main__":
+    main()

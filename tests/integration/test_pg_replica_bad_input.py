@@ -152,3 +152,22 @@ def test_force_replaces_another_cluster(ar_lab, tmp_path):
     health = docker_exec("app", "python3", "-c", "import urllib.request; "
                          "print(urllib.request.urlopen('http://127.0.0.1:8000/health').read().decode())")
     assert json.loads(health)["databases"] == ["default", "replica_pg2"]
+
+
+def test_an_address_postgresql_rejects_leaves_pg_hba_as_it_was(ar_lab, tmp_path):
+    """After the force test pg2 streams; an address pg_hba.conf cannot hold is put back, nothing else moves."""
+    before = snapshot("pg1", "pg2", "app")
+    run = add_replica(tmp_path, "-e", "replica=pg2", "-e", "pg_replica_address=300.1.2.3")
+    assert_refused(run, "PostgreSQL rejects /etc/postgresql/15/main/pg_hba.conf after the edit",
+                   "the previous file was put back")
+    assert snapshot("pg1", "pg2", "app") == before
+    assert "300.1.2.3" not in docker_exec("pg1", "cat", "/etc/postgresql/15/main/pg_hba.conf")
+
+
+def test_second_run_on_a_healthy_replica_changes_nothing(ar_lab, tmp_path):
+    """The replication role's SCRAM verifier matches: no password reset, no reload, no restart."""
+    before = snapshot("pg1", "pg2", "app")
+    run = add_replica(tmp_path, "-e", "replica=pg2")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert re.search(r"pg2 +: ok=\d+ +changed=0 ", run.stdout), run.stdout[-3000:]
+    assert snapshot("pg1", "pg2", "app") == before

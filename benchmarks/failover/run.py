@@ -32,7 +32,7 @@ PHASES = [
     ("fence", "Find the old primary's cluster"),
     ("promote", "Promote (nothing happens on a server that already is the primary)"),
     ("repoint", "Tell whether this replica already follows the new primary"),
-    ("verify", "Check that the new primary accepts writes"),
+    ("verify", "Wait until every reachable replica streams from the new primary"),
     ("application", "Ask PostgreSQL for its role"),
 ]
 TASK_LINE = re.compile(r"^(?:[\w.]+ : )?(?P<name>.+?) -+ (?P<secs>[0-9.]+)s$")
@@ -98,7 +98,9 @@ def main() -> None:
         first_secs, first_out = timed_failover()
         second_secs, second_out = timed_failover()
         first, second = phase_times(first_out), phase_times(second_out)
-        to_streaming = sum(v for k, v in first.items() if k != "application")
+        # Wall time of the whole run minus the application phase: the playbook's start-up is counted
+        # (profile_tasks does not see it), so this is an upper bound of "start to writable and streaming".
+        to_streaming = first_secs - first.get("application", 0.0)
         changed_again = re.findall(r"changed=(\d+)", second_out[second_out.rfind("PLAY RECAP"):])
         report = {
             "suite": args.suite,
@@ -106,6 +108,7 @@ def main() -> None:
             "first_run_to_writable_and_streaming_s": round(to_streaming, 1),
             "first_run_phases_s": {k: round(v, 1) for k, v in first.items()},
             "second_run_total_s": round(second_secs, 1),
+            "second_run_to_writable_and_streaming_s": round(second_secs - second.get("application", 0.0), 1),
             "second_run_phases_s": {k: round(v, 1) for k, v in second.items()},
             "second_run_changed_per_host": [int(c) for c in changed_again],
             "goal_first_run_s": 15,

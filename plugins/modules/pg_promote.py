@@ -102,6 +102,13 @@ slots_created:
   returned: success
   type: list
   elements: str
+write_xid:
+  description:
+    - Transaction id assigned by C(txid_current()) at the end of the run, which proves the server accepts writes
+      (null in check mode on a standby).
+  returned: success
+  type: int
+  sample: 771
 conf_files_removed:
   description: Files of O(remove_conf_files) that were removed (or would be, in check mode).
   returned: success
@@ -127,6 +134,11 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     query_one,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.promotion import branch_point, ensure_slots, promote
+
+
+def write_check(conn) -> int:
+    """Prove the server accepts writes: assign a transaction id (txid_current() fails in recovery)."""
+    return int(query_one(conn, "SELECT txid_current() AS xid")["xid"])
 
 
 def remove_conf_files(conn, names: list[str], check_mode: bool) -> list[str]:
@@ -165,6 +177,7 @@ def main() -> None:
             result["slots_created"] = ensure_slots(conn, module.params["keep_slots"], module.check_mode)
             result["conf_files_removed"] = remove_conf_files(conn, module.params["remove_conf_files"],
                                                              module.check_mode)
+            result["write_xid"] = write_check(conn) if is_primary else None
         finally:
             conn.close()
     except PostgresError as exc:

@@ -28,6 +28,7 @@ def test_check_mode_predicts_and_does_not_promote(pg_pair):
     assert run.result["timeline"] == 1
     assert run.result["msg"].startswith("would promote this standby")
     assert run.result["branch"] is None
+    assert run.result["write_xid"] is None
     assert in_recovery(pg_pair, "pg2") is True
 
 
@@ -51,6 +52,7 @@ def test_promotion_then_second_run_changes_nothing(pg_pair):
     assert first["branch"]["parent_timeline"] == 1
     assert pg_pair.sql("pg2", "SELECT pg_current_wal_lsn() >= '%s'::pg_lsn" % first["branch"]["lsn"])[0][0] is True
     assert first["slots_created"] == ["old_primary"]
+    assert first["write_xid"] > 0
     assert pg_pair.sql("pg2", "SELECT slot_type, restart_lsn IS NOT NULL FROM pg_replication_slots "
                               "WHERE slot_name = 'old_primary'") == [("physical", True)]
     assert in_recovery(pg_pair, "pg2") is False
@@ -61,6 +63,7 @@ def test_promotion_then_second_run_changes_nothing(pg_pair):
     assert second["changed"] is False
     assert second["slots_created"] == []
     assert second["branch"] == first["branch"]
+    assert second["write_xid"] > first["write_xid"]
     assert second["was_primary"] is True
     assert second["timeline"] == 2
     assert second["msg"] == "already a primary on timeline 2: nothing to do"

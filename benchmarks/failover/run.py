@@ -85,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="bookworm")
     parser.add_argument("--keep", action="store_true", help="keep the lab afterwards")
+    parser.add_argument("--output", help="write both runs' playbook output (with the per-task times) to this file")
     args = parser.parse_args()
 
     run([sys.executable, "lab/lab.py", "down", "--prefix", PREFIX])
@@ -97,6 +98,8 @@ def main() -> None:
 
         first_secs, first_out = timed_failover()
         second_secs, second_out = timed_failover()
+        if args.output:
+            Path(args.output).write_text(first_out + "\n" + second_out)
         first, second = phase_times(first_out), phase_times(second_out)
         # Wall time of the whole run minus the application phase: the playbook's start-up is counted
         # (profile_tasks does not see it), so this is an upper bound of "start to writable and streaming".

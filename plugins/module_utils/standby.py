@@ -58,11 +58,16 @@ def restart_conf(settings: dict[str, Any]) -> str:
     return "".join(lines)
 
 
-def upstream_conf(conninfo: str, slot_name: str) -> str:
-    """primary_conninfo and primary_slot_name (a reload applies them)."""
+def upstream_conf(conninfo: str, slot_name: str, retry_interval: str = "1s") -> str:
+    """primary_conninfo, primary_slot_name and how soon a lost upstream is tried again (a reload applies them).
+
+    wal_retrieve_retry_interval (default 5s) is also how long a standby whose primary died may wait
+    before it tries the new upstream after a failover: 1s keeps the repoint short.
+    """
     return (HEADER % "upstream of this standby; the password is in the passfile"
             + "primary_conninfo = %s\n" % conf_quote(conninfo)
-            + "primary_slot_name = %s\n" % conf_quote(slot_name))
+            + "primary_slot_name = %s\n" % conf_quote(slot_name)
+            + "wal_retrieve_retry_interval = %s\n" % conf_quote(retry_interval))
 
 
 def service_action(cloned: bool, restart_changed: bool, reload_changed: bool, running: bool) -> str | None:

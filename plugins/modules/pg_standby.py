@@ -81,6 +81,12 @@ options:
     description: Settings that need a restart (for example C(listen_addresses), C(hot_standby), C(wal_keep_size)).
     type: dict
     default: {}
+  wal_retrieve_retry_interval:
+    description:
+      - How soon the standby tries its upstream again after losing it (written with the upstream, applied by a
+        reload). Also bounds how long a standby waits before following a new primary after a failover.
+    type: str
+    default: 1s
   basebackup_extra_args:
     description: Extra arguments for C(pg_basebackup) (for example C(--max-rate=100M)).
     type: list
@@ -336,7 +342,8 @@ class Standby:
         restart_changed = self.write_file(os.path.join(conf_d, RESTART_CONF), restart_conf(params["settings"]),
                                           0o644, RESTART_CONF)
         reload_changed = self.write_file(os.path.join(conf_d, UPSTREAM_CONF),
-                                         upstream_conf(conninfo, params["slot_name"]), 0o644, UPSTREAM_CONF)
+                                         upstream_conf(conninfo, params["slot_name"],
+                                                       params["wal_retrieve_retry_interval"]), 0o644, UPSTREAM_CONF)
         running = running_before and not cloned
         action = service_action(cloned, restart_changed, reload_changed, running)
         rc, unused_out, unused_err = self.systemctl("is-enabled", "--quiet", self.service, check=False)
@@ -381,6 +388,7 @@ def main() -> None:
             "expected_system_identifier": {"type": "str", "required": True},
             "force": {"type": "bool", "default": False},
             "settings": {"type": "dict", "default": {}},
+            "wal_retrieve_retry_interval": {"type": "str", "default": "1s"},
             "basebackup_extra_args": {"type": "list", "elements": "str", "default": []},
             "wait_seconds": {"type": "int", "default": 300},
             "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},

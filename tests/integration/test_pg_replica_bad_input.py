@@ -93,7 +93,8 @@ def assert_refused(run: subprocess.CompletedProcess, *phrases: str) -> None:
 def test_replica_is_the_primary(ar_lab, tmp_path):
     before = snapshot("pg1", "app")
     run = add_replica(tmp_path, "-e", "replica=pg1")
-    assert_refused(run, "pg1 is the primary (pg1): a server cannot be a replica of itself. Nothing was changed.")
+    assert_refused(run, "pg1 is the primary (pg1): a server cannot be a replica of itself. "
+                        "Choose another host (-e replica=<host>). Nothing was changed.")
     assert snapshot("pg1", "app") == before
 
 

@@ -21,7 +21,8 @@ def test_conninfo_has_no_password_and_quotes_what_needs_it():
 def test_upstream_conf_doubles_single_quotes():
     text = s.upstream_conf("host=pg1 passfile='/x y'", "pg2")
     assert "primary_conninfo = 'host=pg1 passfile=''/x y'''\n" in text
-    assert text.endswith("primary_slot_name = 'pg2'\n")
+    assert "primary_slot_name = 'pg2'\n" in text
+    assert text.endswith("wal_retrieve_retry_interval = '1s'\n")
 
 
 def test_restart_conf_is_sorted_and_stable():

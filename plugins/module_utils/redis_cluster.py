@@ -363,6 +363,19 @@ class ClusterTopology:
         signatures = {node_id: _slot_signature(view) for node_id, view in self.views.items()}
         return len(set(signatures.values())) <= 1
 
+    def strangers(self) -> dict[str, list[str]]:
+        """Members some reachable node does not know yet (gossip still spreading a new node), by node.
+
+        A master asked to migrate a slot to a node it does not know answers "I don't know about node".
+        """
+        members = {node.node_id for node in self.nodes}
+        missing = {}
+        for node_id, view in self.views.items():
+            known = {node.node_id for node in view if not node.handshake}
+            if members - known:
+                missing[node_id] = sorted(members - known)
+        return missing
+
     def describe(self, node_id: str) -> str:
         try:
             return "%s (%s)" % (self.node(node_id).address, node_id[:8])
@@ -684,7 +697,7 @@ class ClusterSession:
         """
         deadline = time.monotonic() + wait_seconds
         topology = self.load()
-        while not topology.agrees() and time.monotonic() < deadline:
+        while not (topology.agrees() and not topology.strangers()) and time.monotonic() < deadline:
             time.sleep(0.25)
             topology = self.load()
         return topology
@@ -724,6 +737,13 @@ def refuse_unsafe_cluster(topology: ClusterTopology, allow_open_slots: bool) -> 
     if not topology.agrees():
         raise RedisClusterError("refusing to move slots: the nodes do not agree about the slot configuration "
                                 "(check with redis-cli --cluster check); nothing was moved.")
+    strangers = topology.strangers()
+    if strangers:
+        described = "; ".join("%s does not know %s" % (topology.describe(node_id), ", ".join(m[:8] for m in missing))
+                              for node_id, missing in sorted(strangers.items()))
+        raise RedisClusterError("refusing to move slots: not every node knows every member yet (%s). Wait for "
+                                "the cluster bus to spread them (check that the nodes reach each other on the client "
+                                "port + 10000); nothing was moved." % described)
     open_slots = sorted({mark.slot for mark in topology.open_slots()})
     if open_slots and not allow_open_slots:
         raise RedisClusterError("refusing to move slots: %d slots are open (migrating/importing): %s. "

@@ -18,6 +18,7 @@ from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import 
     parse_node_address,
     pick_master,
     redis_argument_spec,
+    refuse_unsafe_cluster,
     resolve_node,
     resolve_weights,
 )
@@ -187,6 +188,21 @@ def test_disagreeing_nodes_are_found():
     topo = topology(entry=healthy, others=others)
     assert not topo.agrees()
     assert [f["message"] for f in check_findings(topo)] == ["[ERR] Nodes don't agree about configuration!"]
+
+
+def test_a_node_that_does_not_know_a_new_member_yet_is_found():
+    """M2 has not heard of the empty new master M4: slots agree, but migrating to M4 would fail on M2."""
+    healthy = ENTRY_VIEW.replace(f" [7->-{M4}]", "")
+    unaware = "".join(line + "\n" for line in view_of(M2).splitlines() if not line.startswith(M4))
+    others = {node: view_of(node) for node in (M3, M4, R1, R2)}
+    others[M2] = unaware
+    topo = topology(entry=healthy, others=others)
+    assert topo.agrees()
+    assert topo.strangers() == {M2: [M4]}
+    with pytest.raises(RedisClusterError, match="not every node knows every member yet"):
+        refuse_unsafe_cluster(topo, allow_open_slots=False)
+    others[M2] = view_of(M2)
+    assert topology(entry=healthy, others=others).strangers() == {}
 
 
 def test_weights_by_id_prefix_and_address():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from typing import Any, Callable
 
 # The three answers a caller acts on.
@@ -40,6 +41,36 @@ def parse_controldata(text: str) -> dict[str, str]:
         if match:
             result[match.group(1).strip()] = match.group(2).strip()
     return result
+
+
+def controldata_reader(module: Any, pg_lib_root: str) -> Callable[[str, int], str]:
+    """A controldata(datadir, major) for read_datadir_facts: pg_controldata's output, failing the module on error."""
+
+    def controldata(path: str, major: int) -> str:
+        binary = os.path.join(pg_lib_root, str(major), "bin", "pg_controldata")
+        if not os.path.exists(binary):
+            return ""
+        rc, out, err = module.run_command([binary, "-D", path], environ_update={"LC_ALL": "C", "LANG": "C"})
+        if rc != 0:
+            module.fail_json(msg="pg_controldata could not read %s: %s" % (path, err.strip()))
+        return out
+
+    return controldata
+
+
+def write_atomically(path: str, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Replace path with text through a temporary file in the same directory (never half written)."""
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".dbops-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, mode)
+        if owner is not None:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def installed_majors(root: str = "/usr/lib/postgresql") -> list[int]:

@@ -136,13 +136,13 @@ installed_majors:
   sample: [15]
 """
 
-import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
     classify,
+    controldata_reader,
     decide,
     installed_majors,
     read_datadir_facts,
@@ -165,17 +165,8 @@ def main() -> None:
     params = module.params
     datadir = params["data_directory"].rstrip("/") or "/"
 
-    def controldata(path: str, major: int) -> str:
-        binary = os.path.join(params["pg_lib_root"], str(major), "bin", "pg_controldata")
-        if not os.path.exists(binary):
-            return ""
-        rc, out, err = module.run_command([binary, "-D", path], environ_update={"LC_ALL": "C", "LANG": "C"})
-        if rc != 0:
-            module.fail_json(msg="pg_controldata could not read %s: %s" % (path, err.strip()))
-        return out
-
     try:
-        facts = read_datadir_facts(datadir, controldata)
+        facts = read_datadir_facts(datadir, controldata_reader(module, params["pg_lib_root"]))
     except (OSError, ValueError) as exc:
         module.fail_json(msg="Could not read the data directory %s: %s" % (datadir, exc))
     state = classify(facts, params["expected_system_identifier"], params["expected_major"])

@@ -104,10 +104,10 @@ msg:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import write_atomically
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     HAS_PSYCOPG2,
     PostgresError,
@@ -117,20 +117,6 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     query_one,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.replica_access import plan_hba, role_changes
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Replace path with text, keeping its mode (the module runs as the file's owner)."""
-    mode = os.stat(path).st_mode & 0o7777
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".pg_hba.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def ensure_role(conn, params, check_mode: bool) -> list[str]:
@@ -161,13 +147,13 @@ def ensure_hba(module, conn, params) -> tuple[list[str], bool, str]:
     if not changes or module.check_mode:
         return changes, False, hba_file
     try:
-        write_atomically(hba_file, new)
+        write_atomically(hba_file, new, os.stat(hba_file).st_mode & 0o7777)
     except OSError as exc:
         raise PostgresError("cannot write %s: %s; nothing was changed there" % (hba_file, exc)) from None
     query(conn, "SELECT pg_reload_conf()")
     errors = query(conn, "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL")
     if errors:
-        write_atomically(hba_file, old)
+        write_atomically(hba_file, old, os.stat(hba_file).st_mode & 0o7777)
         query(conn, "SELECT pg_reload_conf()")
         raise PostgresError("PostgreSQL rejects %s after the edit (%s); the previous file was put back and "
                             "reloaded. Check the replicas' addresses." % (

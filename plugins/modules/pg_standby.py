@@ -160,7 +160,6 @@ msg:
 import os
 import pwd
 import shutil
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -171,10 +170,12 @@ from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
     EMPTY,
     REFUSE,
     classify,
+    controldata_reader,
     decide,
     installed_majors,
     postmaster_running,
     read_datadir_facts,
+    write_atomically,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.standby import (
     RESTART_CONF,
@@ -212,15 +213,6 @@ class Standby:
             self.fail("%s failed (exit %d): %s" % (" ".join(argv[:6]), rc, (err or out).strip()[-2000:]))
         return rc, out, err
 
-    def controldata(self, path: str, major: int) -> str:
-        binary = os.path.join(self.params["pg_lib_root"], str(major), "bin", "pg_controldata")
-        if not os.path.exists(binary):
-            return ""
-        rc, out, err = self.module.run_command([binary, "-D", path], environ_update={"LC_ALL": "C", "LANG": "C"})
-        if rc != 0:
-            self.fail("pg_controldata could not read %s: %s" % (path, err.strip()))
-        return out
-
     def write_file(self, path: str, content: str, mode: int, label: str) -> bool:
         """Write content if it differs (atomically, owned by postgres); True when it changed."""
         try:
@@ -232,23 +224,14 @@ class Standby:
         self.actions.append("wrote " + label)
         if self.module.check_mode:
             return True
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=directory, prefix=".dbops-")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(content)
-            os.chmod(tmp, mode)
-            self.chown_postgres(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_atomically(path, content, mode, owner=self.postgres_ids())
         return True
 
-    def chown_postgres(self, path: str) -> None:
+    @staticmethod
+    def postgres_ids() -> tuple[int, int]:
         entry = pwd.getpwnam("postgres")
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+        return entry.pw_uid, entry.pw_gid
 
     def systemctl(self, *args: str, check: bool = True):
         return self.run(["systemctl", *args], check=check)
@@ -260,22 +243,21 @@ class Standby:
     def clone(self) -> str | None:
         """Replace the data directory with a copy of the primary; returns where a forced directory went."""
         moved = None
+        self.systemctl("stop", self.service)
         if self.state_before not in (ABSENT, EMPTY):
             # Only reached with force: the old directory is kept, renamed, never deleted.
             moved = "%s.replaced-%s" % (self.datadir, time.strftime("%Y%m%dT%H%M%S"))
-            self.systemctl("stop", self.service)
             os.rename(self.datadir, moved)
             self.actions.append("moved the old data directory to " + moved)
         if not os.path.exists(os.path.join(self.confdir, "postgresql.conf")):
             self.actions.append("created the cluster configuration (pg_createcluster)")
             self.run(["pg_createcluster", "--datadir", self.datadir, str(self.params["major"]),
                       self.params["cluster_name"]])
-        self.systemctl("stop", self.service)
         # What is left is absent, empty, or the empty cluster pg_createcluster just made.
         if os.path.isdir(self.datadir):
             shutil.rmtree(self.datadir)
         os.makedirs(self.datadir, mode=0o700)
-        self.chown_postgres(self.datadir)
+        os.chown(self.datadir, *self.postgres_ids())
         os.chmod(self.datadir, 0o700)
         params = self.params
         self.actions.append("cloned the primary with pg_basebackup")
@@ -297,7 +279,6 @@ class Standby:
 
     def wait_streaming(self) -> str | None:
         deadline = time.monotonic() + self.params["wait_seconds"]
-        status = None
         while True:
             status = self.receiver_status()
             if status == "streaming" or time.monotonic() >= deadline:
@@ -312,7 +293,7 @@ class Standby:
             self.fail("PostgreSQL %d is not installed on this host (installed: %s): install postgresql-%d first. "
                       "Nothing was changed." % (major, ", ".join(map(str, installed)) or "none", major))
         try:
-            facts = read_datadir_facts(self.datadir, self.controldata)
+            facts = read_datadir_facts(self.datadir, controldata_reader(self.module, params["pg_lib_root"]))
         except (OSError, ValueError) as exc:
             self.fail("Could not read the data directory %s: %s. Nothing was changed." % (self.datadir, exc))
         state = classify(facts, params["expected_system_identifier"], major)

@@ -88,3 +88,12 @@ def test_installed_majors(tmp_path):
     (tmp_path / "17").mkdir()
     assert d.installed_majors(str(tmp_path)) == [13, 15]
     assert d.installed_majors(str(tmp_path / "none")) == []
+
+
+def test_write_atomically_replaces_content_with_the_given_mode(tmp_path):
+    target = tmp_path / "pg_hba.conf"
+    target.write_text("old\n")
+    d.write_atomically(str(target), "new\n", 0o640)
+    assert target.read_text() == "new\n"
+    assert target.stat().st_mode & 0o7777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["pg_hba.conf"]  # no temporary file left behind

@@ -12,7 +12,10 @@ numbers and dates: it compresses like real data, unlike pgbench's blank-padded f
   role      on pg2: ansible-playbook playbooks/add_replica.yml -e replica=pg2 (everything the role does,
             fact gathering and its own checks included), which ends when the replica streams.
 
-Prints both times and the ratio role/baseline. Not part of `make test`.
+Both are measured --rounds times (default 3), alternating which goes first, each from the same
+starting state (pg3: configuration, empty data directory; pg2: PostgreSQL installed, no cluster, and
+no role, pg_hba line or slot for it on the primary). Prints every round, the medians and their ratio
+role/baseline. Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,12 +118,29 @@ def wait_streaming(host: str, timeout: float = 600) -> None:
     sys.exit("%s did not start streaming within %ss" % (host, timeout))
 
 
+def reset_baseline(version: int) -> None:
+    """pg3 back to 'configuration ready, no data', and no bench_raw slot on the primary."""
+    datadir = "/var/lib/postgresql/%d/main" % version
+    sh("pg3", "[ -f /etc/postgresql/%d/main/postgresql.conf ] || pg_createcluster %d main >/dev/null; "
+              "systemctl stop postgresql@%d-main; rm -rf %s && install -d -o postgres -g postgres -m 700 %s && "
+              "echo \"listen_addresses = '*'\" > /etc/postgresql/%d/main/conf.d/50-bench.conf"
+       % (version, version, version, datadir, datadir, version))
+    psql("pg1", "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'bench_raw'",
+         db="postgres")
+
+
+def reset_role(version: int) -> None:
+    """pg2 back to 'PostgreSQL installed, no cluster', and the primary without its role, pg_hba line and slot."""
+    sh("pg2", "pg_dropcluster --stop %d main 2>/dev/null; rm -rf /var/lib/postgresql/%d/main "
+              "/var/lib/postgresql/.pgpass_pg_replica; true" % (version, version))
+    sh("pg1", "sed -i '/# muejam.dbops.pg_replica /d' /etc/postgresql/%d/main/pg_hba.conf" % version)
+    psql("pg1", "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'pg2'; "
+                "SELECT pg_reload_conf(); DROP ROLE IF EXISTS replicator", db="postgres")
+
+
 def baseline(version: int) -> float:
     datadir = "/var/lib/postgresql/%d/main" % version
-    sh("pg3", "pg_createcluster %d main >/dev/null && pg_ctlcluster %d main stop 2>/dev/null; rm -rf %s && "
-              "install -d -o postgres -g postgres -m 700 %s && "
-              "echo \"listen_addresses = '*'\" > /etc/postgresql/%d/main/conf.d/50-bench.conf"
-       % (version, version, datadir, datadir, version))
+    reset_baseline(version)
     pgpass = "pg1:5432:replication:postgres:%s" % PASSWORD
     sh("pg3", "umask 077; echo '%s' > ~/.pgpass_bench" % pgpass, user="postgres")
     began = time.monotonic()
@@ -130,7 +151,8 @@ def baseline(version: int) -> float:
     return time.monotonic() - began
 
 
-def role(workdir: Path) -> float:
+def role(version: int, workdir: Path) -> float:
+    reset_role(version)
     varsfile = workdir / "vars.json"
     varsfile.write_text(json.dumps({"pg_replica_replication_password": "bench-replication-secret"}))
     varsfile.chmod(0o600)
@@ -146,9 +168,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gb", type=float, default=1.0)
     parser.add_argument("--suite", default="bookworm", choices=sorted(VERSIONS))
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measure both this many times, alternating which goes first (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the lab containers afterwards")
     args = parser.parse_args()
+    version = VERSIONS[args.suite]
     lab = [sys.executable, str(ROOT / "lab" / "lab.py")]
+    run(lab + ["down", "--prefix", PREFIX])  # a kept lab from an earlier run would hold the baseline's slot
     try:
         run(lab + ["up", "--suite", args.suite, "--prefix", PREFIX, "--hosts", "pg1,pg2,pg3"])
         with tempfile.TemporaryDirectory() as tmp:
@@ -159,10 +185,21 @@ def main() -> None:
             size = fill(args.gb)
             print("data: %.2f GB on the primary (filled in %.0f s)" % (size / 1024 ** 3, time.monotonic() - began))
             psql("pg1", "CHECKPOINT", db="postgres")
-            raw = baseline(VERSIONS[args.suite])
-            print("baseline pg_basebackup + start + streaming: %.1f s" % raw, flush=True)
-            with_role = role(Path(tmp))
-            print("role (playbooks/add_replica.yml):          %.1f s" % with_role)
+            # The first copy after the fill may meet the primary's write-back; alternating the order
+            # gives neither side that advantage every time.
+            raws, roles = [], []
+            for number in range(args.rounds):
+                order = ("baseline", "role") if number % 2 == 0 else ("role", "baseline")
+                for which in order:
+                    if which == "baseline":
+                        raws.append(baseline(version))
+                    else:
+                        roles.append(role(version, Path(tmp)))
+                print("round %d (%s first): baseline %.1f s, role %.1f s, ratio %.2f"
+                      % (number + 1, order[0], raws[-1], roles[-1], roles[-1] / raws[-1]), flush=True)
+            raw, with_role = statistics.median(raws), statistics.median(roles)
+            print("baseline pg_basebackup + start + streaming (median of %d): %.1f s" % (args.rounds, raw))
+            print("role (playbooks/add_replica.yml) (median of %d):          %.1f s" % (args.rounds, with_role))
             print("ratio role/baseline: %.2f (the role adds %.0f%%)" % (with_role / raw, 100 * (with_role / raw - 1)))
     finally:
         if not args.keep:

@@ -33,7 +33,9 @@ PHASES = [
     ("promote", "Promote (nothing happens on a server that already is the primary)"),
     ("repoint", "Tell whether this replica already follows the new primary"),
     ("verify", "Wait until every reachable replica streams from the new primary"),
-    ("application", "Ask PostgreSQL for its role"),
+    ("settled (second run: nothing to do)", "Say that nothing had to change"),
+    ("wrap-up", "Remember which server is the primary now, for the application"),
+    ("application", "Name the primary (from the failover or the discovery play on the PostgreSQL hosts)"),
 ]
 TASK_LINE = re.compile(r"^(?:[\w.]+ : )?(?P<name>.+?) -+ (?P<secs>[0-9.]+)s$")
 

@@ -11,6 +11,33 @@ from __future__ import annotations
 
 from typing import Any
 
+# Arguments of muejam.dbops.pg_failover_plan, shared by the module (documentation, direct use) and the
+# action plugin that runs the same logic inside the controller's process.
+PLAN_ARGUMENT_SPEC: dict[str, Any] = {
+    "nodes": {"type": "list", "elements": "dict", "required": True, "options": {
+        "name": {"type": "str", "required": True},
+        "reachable": {"type": "bool", "required": True},
+        "role": {"type": "str"},
+        "timeline": {"type": "int"},
+        "current_lsn": {"type": "str"},
+        "received_lsn": {"type": "str"},
+        "replayed_lsn": {"type": "str"},
+        "upstream_host": {"type": "str"},
+        "receiver_status": {"type": "str"},
+    }},
+    "old_primary": {"type": "str", "required": True},
+    "candidate": {"type": "str"},
+    "max_data_loss_bytes": {"type": "int", "default": 0},
+    "force": {"type": "bool", "default": False},
+    "accept_unreachable_primary": {"type": "bool", "default": False},
+}
+
+
+def plan_from_params(params: dict[str, Any]) -> dict[str, Any]:
+    """plan_failover() with the validated arguments of pg_failover_plan."""
+    return plan_failover(params["nodes"], params["old_primary"], params["candidate"], params["max_data_loss_bytes"],
+                         params["force"], params["accept_unreachable_primary"])
+
 
 class FailoverRefused(Exception):
     """The failover would make things worse; the message says what to check."""
@@ -38,9 +65,13 @@ def plan_failover(nodes: list[dict[str, Any]], old_primary: str, candidate: str 
 
     nodes: one dict per PostgreSQL host: name, reachable (the host answers, so it can be fenced),
     role ('primary'/'standby', or None when PostgreSQL does not answer there), timeline,
-    current_lsn (primary), received_lsn and replayed_lsn (standby).
-    Returns new_primary, already_promoted, old_primary_reachable, others (hosts to repoint),
-    lost_bytes_max (upper bound of WAL the choice may lose, None when unknowable) and notes.
+    current_lsn (primary), received_lsn and replayed_lsn (standby), and on a standby its
+    upstream_host and receiver_status.
+    Returns new_primary, already_promoted, old_primary_reachable, others (hosts other than both
+    primaries), following (those already streaming from the new primary on its timeline),
+    to_repoint (the reachable others that do not), settled (already promoted and nothing to
+    repoint: a second run has nothing to do but fence), lost_bytes_max (upper bound of WAL the
+    choice may lose, None when unknowable) and notes.
     """
     by_name = {n["name"]: n for n in nodes}
     if old_primary not in by_name:
@@ -114,14 +145,29 @@ def _possible_loss(chosen: dict[str, Any], standbys: list[dict[str, Any]], old: 
     return max(0, best - (most_advanced_lsn(chosen) or 0))
 
 
+def follows(node: dict[str, Any], primary: dict[str, Any]) -> bool:
+    """A standby that streams from this primary on the primary's timeline (nothing to repoint)."""
+    return (node.get("role") == "standby" and node.get("upstream_host") == primary["name"]
+            and node.get("receiver_status") == "streaming" and primary.get("role") == "primary"
+            and node.get("timeline") is not None and node.get("timeline") == primary.get("timeline"))
+
+
 def _plan(new_primary: str, already: bool, old_reachable: bool, nodes: list[dict[str, Any]],
           old_primary: str, lost: int | None, notes: list[str]) -> dict[str, Any]:
+    others = [n for n in nodes if n["name"] not in (new_primary, old_primary)]
+    primary = next(n for n in nodes if n["name"] == new_primary)
+    following = [n["name"] for n in others if already and follows(n, primary)]
+    to_repoint = [n["name"] for n in others if n.get("reachable") and n["name"] not in following]
     return {
         "new_primary": new_primary,
         "already_promoted": already,
         "old_primary": old_primary,
         "old_primary_reachable": old_reachable,
-        "others": [n["name"] for n in nodes if n["name"] not in (new_primary, old_primary)],
+        "others": [n["name"] for n in others],
+        "following": following,
+        "to_repoint": to_repoint,
+        # Nothing to promote, repoint or verify: the servers already are what a failover would make them.
+        "settled": already and not to_repoint,
         "lost_bytes_max": lost,
         "notes": notes,
     }

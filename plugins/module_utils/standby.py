@@ -79,3 +79,36 @@ def service_action(cloned: bool, restart_changed: bool, reload_changed: bool, ru
     if reload_changed:
         return "reload"
     return None
+
+
+# What initdb writes into postgresql.conf besides the distribution's sample (PostgreSQL 13 to 17):
+# the values it would pick on a host with enough shared memory. The locale, time zone and text
+# search settings are taken from the primary by the caller (the standby holds the primary's data).
+INITDB_SETTINGS = {
+    "max_connections": "100",
+    "shared_buffers": "128MB",
+    "dynamic_shared_memory_type": "posix",
+    "max_wal_size": "1GB",
+    "min_wal_size": "80MB",
+}
+
+
+def initial_postgresql_conf(sample: str, settings: dict[str, Any]) -> str:
+    """A first postgresql.conf for a cloned data directory: the sample, then initdb's choices.
+
+    pg_createcluster then integrates the directory into Debian's layout (data_directory, port,
+    sockets, ssl, include_dir 'conf.d', ...) as it does for a cluster it created, without an
+    initdb whose data directory would be thrown away.
+    """
+    merged = dict(INITDB_SETTINGS)
+    merged.update({name: value for name, value in settings.items() if value not in (None, "")})
+    lines = ["\n# Written by muejam.dbops (pg_standby) in place of initdb, for a cloned standby:\n"]
+    lines += ["%s = %s\n" % (name, conf_quote(merged[name])) for name in sorted(merged)]
+    return sample.rstrip("\n") + "\n" + "".join(lines)
+
+
+def initial_pg_hba_conf(sample: str, major: int) -> str:
+    """pg_hba.conf as Debian's initdb writes it: peer locally, passwords over TCP (md5 before 14)."""
+    host_method = "scram-sha-256" if major >= 14 else "md5"
+    text = sample.replace("@remove-line-for-nolocal@", "").replace("@authcomment@", "")
+    return text.replace("@authmethodlocal@", "peer").replace("@authmethodhost@", host_method)

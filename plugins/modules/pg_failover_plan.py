@@ -19,7 +19,8 @@ description:
     (unless O(force)).
   - When a previous run already promoted a server, plans only the reconfiguration around it, so a
     failover can be run again safely.
-  - Pure computation; it contacts no server. Run it once, on the controller.
+  - Pure computation; it contacts no server. Run it once (C(run_once)). An action plugin of the same name runs it
+    inside the controller's process, without a connection or a module payload.
 extends_documentation_fragment:
   - muejam.dbops.attributes
   - muejam.dbops.attributes.info_module
@@ -52,6 +53,12 @@ options:
         type: str
       replayed_lsn:
         description: Last WAL position replayed (standbys).
+        type: str
+      upstream_host:
+        description: Host in the standby's C(primary_conninfo), as its WAL receiver reports it (standbys).
+        type: str
+      receiver_status:
+        description: Status of the standby's WAL receiver (C(streaming) when healthy).
         type: str
   old_primary:
     description: Inventory name of the primary being replaced.
@@ -112,6 +119,22 @@ others:
   returned: success
   type: list
   elements: str
+following:
+  description: Standbys among O(nodes) that already stream from the new primary on its timeline (only once promoted).
+  returned: success
+  type: list
+  elements: str
+to_repoint:
+  description: Reachable hosts other than both primaries that do not follow the new primary yet.
+  returned: success
+  type: list
+  elements: str
+settled:
+  description:
+    - The new primary was already promoted and every reachable replica follows it, so there is nothing to promote,
+      repoint or verify (a second run). Fencing a reachable old primary is still checked.
+  returned: success
+  type: bool
 lost_bytes_max:
   description: Upper bound of WAL the choice may lose, in bytes (null when reconciling only).
   returned: success
@@ -125,33 +148,17 @@ notes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.muejam.dbops.plugins.module_utils.failover import FailoverRefused, plan_failover
+from ansible_collections.muejam.dbops.plugins.module_utils.failover import (
+    PLAN_ARGUMENT_SPEC,
+    FailoverRefused,
+    plan_from_params,
+)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "nodes": {"type": "list", "elements": "dict", "required": True, "options": {
-                "name": {"type": "str", "required": True},
-                "reachable": {"type": "bool", "required": True},
-                "role": {"type": "str"},
-                "timeline": {"type": "int"},
-                "current_lsn": {"type": "str"},
-                "received_lsn": {"type": "str"},
-                "replayed_lsn": {"type": "str"},
-            }},
-            "old_primary": {"type": "str", "required": True},
-            "candidate": {"type": "str"},
-            "max_data_loss_bytes": {"type": "int", "default": 0},
-            "force": {"type": "bool", "default": False},
-            "accept_unreachable_primary": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
+    module = AnsibleModule(argument_spec=PLAN_ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        plan = plan_failover(params["nodes"], params["old_primary"], params["candidate"],
-                             params["max_data_loss_bytes"], params["force"], params["accept_unreachable_primary"])
+        plan = plan_from_params(module.params)
     except FailoverRefused as exc:
         module.fail_json(msg="Failover refused, nothing was changed: %s" % exc)
     module.exit_json(changed=False, **plan)

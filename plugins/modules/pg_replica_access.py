@@ -58,6 +58,13 @@ options:
     type: str
     default: scram-sha-256
     choices: [scram-sha-256, md5]
+  wal_log_hints:
+    description:
+      - Turn on C(wal_log_hints) (C(ALTER SYSTEM), reload) when the cluster has no data checksums, so that this
+        primary can later be rewound with C(pg_rewind) after a failover. It takes effect at the next restart; see
+        RV(restart_required).
+    type: bool
+    default: false
 author:
   - muejam.dbops developers (@muejam)
 """
@@ -90,7 +97,13 @@ hba_file:
   type: str
   sample: /etc/postgresql/15/main/pg_hba.conf
 rewind_ready:
-  description: Whether the primary has data checksums or wal_log_hints on (pg_rewind can later rewind it).
+  description: Whether the primary has data checksums or wal_log_hints on now (pg_rewind can later rewind it).
+  returned: success
+  type: bool
+restart_required:
+  description:
+    - With O(wal_log_hints), whether wal_log_hints is configured but waits for a restart of the primary (this run
+      or an earlier one set it). The module never restarts the server.
   returned: success
   type: bool
 data_checksums:
@@ -135,8 +148,28 @@ def ensure_role(conn, params, check_mode: bool) -> list[str]:
     return ["role %s: %s updated" % (user, " and ".join(needed))]
 
 
+def ensure_wal_log_hints(conn, check_mode: bool) -> tuple[list[str], bool, dict]:
+    """wal_log_hints on (ALTER SYSTEM, reload) when the cluster has no data checksums; (changes, restart, state)."""
+    state = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
+                            "current_setting('wal_log_hints') = 'on' AS hints")
+    if state["checksums"] or state["hints"]:
+        return [], False, state
+    # Set earlier (by ALTER SYSTEM or a file) and waiting for a restart? The last file entry wins; its
+    # error then reads "setting could not be applied", which is why errors are not filtered out.
+    configured = query(conn, "SELECT setting FROM pg_file_settings WHERE name = 'wal_log_hints' "
+                             "ORDER BY seqno DESC LIMIT 1")
+    if configured and configured[0]["setting"].lower() in ("on", "true", "yes", "1"):
+        return [], True, state
+    if not check_mode:
+        query(conn, "ALTER SYSTEM SET wal_log_hints = on")
+        query(conn, "SELECT pg_reload_conf()")
+    return ["wal_log_hints turned on (no data checksums; takes effect at the next restart)"], True, state
+
+
 def ensure_hba(module, conn, params) -> tuple[list[str], bool, str]:
     hba_file = query_one(conn, "SELECT current_setting('hba_file') AS f")["f"]
+    if not params["replicas"]:
+        return [], False, hba_file
     try:
         with open(hba_file, encoding="utf-8") as handle:
             old = handle.read()
@@ -189,6 +222,7 @@ def main() -> None:
             "slot": {"type": "str", "required": True},
         }},
         method={"type": "str", "default": "scram-sha-256", "choices": ["scram-sha-256", "md5"]},
+        wal_log_hints={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_PSYCOPG2:
@@ -205,14 +239,20 @@ def main() -> None:
             hba_changes, reloaded, hba_file = ensure_hba(module, conn, params)
             changes += hba_changes
             changes += ensure_slots(conn, params, module.check_mode)
-            settings = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
-                                       "current_setting('wal_log_hints') = 'on' AS hints")
+            restart_required = False
+            if params["wal_log_hints"]:
+                hint_changes, restart_required, settings = ensure_wal_log_hints(conn, module.check_mode)
+                changes += hint_changes
+            else:
+                settings = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
+                                           "current_setting('wal_log_hints') = 'on' AS hints")
         finally:
             conn.close()
     except PostgresError as exc:
         module.fail_json(msg=str(exc).replace(params["replication_password"], "********"))
     module.exit_json(changed=bool(changes), changes=changes, reloaded=reloaded, hba_file=hba_file,
                      data_checksums=settings["checksums"], rewind_ready=settings["checksums"] or settings["hints"],
+                     restart_required=restart_required,
                      msg="; ".join(changes) or "replication access already in place")
 
 

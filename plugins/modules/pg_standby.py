@@ -96,12 +96,27 @@ options:
     description: How long to wait until the WAL receiver streams. C(0) does not wait.
     type: int
     default: 300
+  initial_settings:
+    description:
+      - Settings for the first C(postgresql.conf), used only when this host has no configuration for the cluster
+        yet (a new replica). Pass the primary's locale, time zone and text search settings
+        (C(lc_messages), C(lc_monetary), C(lc_numeric), C(lc_time), C(timezone), C(log_timezone), C(datestyle),
+        C(default_text_search_config)), and C(max_connections) at least as high as the primary's.
+      - The rest is what C(initdb) would choose (C(shared_buffers=128MB), ...); C(pg_createcluster) adds Debian's own.
+    type: dict
+    default: {}
   pg_lib_root:
     description: Where PostgreSQL's versioned directories are installed (Debian layout).
     type: path
     default: /usr/lib/postgresql
+  pg_share_root:
+    description: Where the configuration samples of each major version are (C(<pg_share_root>/<major>/*.sample)).
+    type: path
+    default: /usr/share/postgresql
 notes:
   - Needs C(pg_createcluster), C(runuser) and systemd (C(postgresql@<major>-<cluster>)), as on Debian.
+  - A new replica gets its configuration without an C(initdb). The samples are written into the cloned directory
+    and C(pg_createcluster) integrates it.
 author:
   - muejam.dbops developers (@muejam)
 """
@@ -151,6 +166,11 @@ receiver_status:
   returned: success
   type: str
   sample: streaming
+seconds:
+  description: Wall time spent in each command the module ran (C(pg_basebackup), C(systemctl start), C(psql), ...).
+  returned: always
+  type: dict
+  sample: {"pg_basebackup": 41.2, "systemctl start": 0.9, "psql": 0.4}
 msg:
   description: What happened, in words.
   returned: always
@@ -180,6 +200,8 @@ from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
 from ansible_collections.muejam.dbops.plugins.module_utils.standby import (
     RESTART_CONF,
     UPSTREAM_CONF,
+    initial_pg_hba_conf,
+    initial_postgresql_conf,
     passfile_line,
     primary_conninfo,
     restart_conf,
@@ -200,15 +222,19 @@ class Standby:
         self.confdir = "/etc/postgresql/%d/%s" % (major, cluster)
         self.service = "postgresql@%d-%s" % (major, cluster)
         self.actions: list[str] = []
+        self.seconds: dict[str, float] = {}  # time spent per command, returned for progress reports and tuning
         self.state_before = ABSENT
 
     def fail(self, msg: str, **extra) -> None:
-        self.module.fail_json(msg=msg, actions=self.actions, **extra)
+        self.module.fail_json(msg=msg, actions=self.actions, seconds=self.seconds, **extra)
 
     def run(self, argv: list[str], as_postgres: bool = False, env: dict | None = None, check: bool = True):
+        step = os.path.basename(argv[0]) + (" " + argv[1] if argv[0] == "systemctl" else "")
         if as_postgres:
             argv = ["runuser", "-u", "postgres", "--"] + argv
+        began = time.monotonic()
         rc, out, err = self.module.run_command(argv, environ_update=env or {})
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + time.monotonic() - began, 2)
         if check and rc != 0:
             self.fail("%s failed (exit %d): %s" % (" ".join(argv[:6]), rc, (err or out).strip()[-2000:]))
         return rc, out, err
@@ -249,11 +275,7 @@ class Standby:
             moved = "%s.replaced-%s" % (self.datadir, time.strftime("%Y%m%dT%H%M%S"))
             os.rename(self.datadir, moved)
             self.actions.append("moved the old data directory to " + moved)
-        if not os.path.exists(os.path.join(self.confdir, "postgresql.conf")):
-            self.actions.append("created the cluster configuration (pg_createcluster)")
-            self.run(["pg_createcluster", "--datadir", self.datadir, str(self.params["major"]),
-                      self.params["cluster_name"]])
-        # What is left is absent, empty, or the empty cluster pg_createcluster just made.
+        # What is left is absent or empty (decide() allows nothing else without force).
         if os.path.isdir(self.datadir):
             shutil.rmtree(self.datadir)
         os.makedirs(self.datadir, mode=0o700)
@@ -267,7 +289,38 @@ class Standby:
                   "--pgdata=%s" % self.datadir, "--wal-method=stream", "--slot=%s" % params["slot_name"],
                   "--checkpoint=fast"] + params["basebackup_extra_args"],
                  as_postgres=True, env={"PGPASSFILE": params["passfile"], "PGAPPNAME": params["application_name"]})
+        if not os.path.exists(os.path.join(self.confdir, "postgresql.conf")):
+            self.create_configuration()
         return moved
+
+    def create_configuration(self) -> None:
+        """Debian's configuration for the cloned directory, without an initdb (about 1.2 s saved).
+
+        The clone of a Debian primary holds no postgresql.conf, pg_hba.conf or pg_ident.conf (they live
+        in /etc): the distribution's samples are written into it as initdb would, and pg_createcluster
+        integrates the existing directory (it moves them to /etc/postgresql/<major>/<cluster> and sets
+        data_directory, port, sockets, ssl and conf.d). Files the clone brought along are kept.
+        """
+        major = self.params["major"]
+        sharedir = os.path.join(self.params["pg_share_root"], str(major))
+        postgres = self.postgres_ids()
+        settings = self.params["initial_settings"]
+        for name, render in (("postgresql.conf", lambda text: initial_postgresql_conf(text, settings)),
+                             ("pg_hba.conf", lambda text: initial_pg_hba_conf(text, major)),
+                             ("pg_ident.conf", lambda text: text)):
+            target = os.path.join(self.datadir, name)
+            if os.path.exists(target):
+                continue
+            try:
+                with open(os.path.join(sharedir, name + ".sample"), encoding="utf-8") as handle:
+                    sample = handle.read()
+            except OSError as exc:
+                self.fail("Cannot read the sample %s of PostgreSQL %d (%s): is postgresql-%d complete?"
+                          % (name, major, exc, major))
+            write_atomically(target, render(sample), 0o600, owner=postgres)
+        self.actions.append("created the cluster configuration (pg_createcluster, from the clone)")
+        self.run(["pg_createcluster", "--port", str(self.params["port"]), "--datadir", self.datadir, str(major),
+                  self.params["cluster_name"]])
 
     def receiver_status(self) -> str | None:
         argv = [os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-p", str(self.params["port"]),
@@ -278,12 +331,18 @@ class Standby:
         return out.strip() or None
 
     def wait_streaming(self) -> str | None:
-        deadline = time.monotonic() + self.params["wait_seconds"]
+        """Poll the WAL receiver until it streams; give up early when the service stopped or failed."""
+        began = time.monotonic()
+        deadline = began + self.params["wait_seconds"]
         while True:
             status = self.receiver_status()
             if status == "streaming" or time.monotonic() >= deadline:
                 return status
-            time.sleep(0.25)
+            unused_rc, out, unused_err = self.systemctl("is-active", self.service, check=False)
+            # A queued start shows "inactive" for a moment before systemd runs it.
+            if out.strip() == "failed" or (out.strip() == "inactive" and time.monotonic() - began > 3):
+                return status
+            time.sleep(0.1)
 
     def main(self) -> None:
         params = self.params
@@ -335,7 +394,14 @@ class Standby:
         if action:
             self.actions.append({"start": "started", "restart": "restarted", "reload": "reloaded"}[action])
             if not self.module.check_mode:
-                self.systemctl(action, self.service)
+                if action == "start" and params["wait_seconds"] > 0:
+                    # Debian's pg_ctlcluster holds a start for about 2 s of its own probes (a 0.5 s sleep,
+                    # then three psql connections 0.5 s apart) after the server is up. The WAL receiver
+                    # streaming, checked below, is the stronger proof, so the job is queued and not waited
+                    # for; systemd marks the unit active when pg_ctlcluster returns.
+                    self.systemctl(action, "--no-block", self.service)
+                else:
+                    self.systemctl(action, self.service)
 
         status = None
         if not self.module.check_mode and params["wait_seconds"] > 0:
@@ -349,7 +415,7 @@ class Standby:
         changed = bool(self.actions)
         msg = "; ".join(self.actions) if changed else "already a standby of %s, nothing to do" % params["primary_host"]
         self.module.exit_json(changed=changed, state=state, verdict=verdict, reason=reason, actions=self.actions,
-                              cloned=cloned, moved_aside=moved, receiver_status=status, msg=msg)
+                              cloned=cloned, moved_aside=moved, receiver_status=status, seconds=self.seconds, msg=msg)
 
 
 def main() -> None:
@@ -373,6 +439,8 @@ def main() -> None:
             "basebackup_extra_args": {"type": "list", "elements": "str", "default": []},
             "wait_seconds": {"type": "int", "default": 300},
             "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},
+            "pg_share_root": {"type": "path", "default": "/usr/share/postgresql"},
+            "initial_settings": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )

@@ -112,3 +112,49 @@ def test_tie_prefers_inventory_order():
     plan = plan_failover([DOWN, node("pg3", received="0/5"), node("pg2", received="0/5")], "pg1",
                          accept_unreachable_primary=True)
     assert plan["new_primary"] == "pg3"
+
+
+def follower(name, upstream="pg2", status="streaming", timeline=2, reachable=True):
+    return {**node(name, received="0/5000000", reachable=reachable), "upstream_host": upstream,
+            "receiver_status": status, "timeline": timeline}
+
+
+PROMOTED = {**node("pg2", role="primary", current="0/5000000"), "timeline": 2}
+
+
+def test_second_run_with_every_replica_following_is_settled():
+    plan = plan_failover([DOWN, PROMOTED, follower("pg3")], "pg1", accept_unreachable_primary=True)
+    assert plan["already_promoted"] is True
+    assert plan["following"] == ["pg3"]
+    assert plan["to_repoint"] == []
+    assert plan["settled"] is True
+
+
+@pytest.mark.parametrize("pg3", [
+    follower("pg3", upstream="pg1"),             # still configured for the old primary
+    follower("pg3", status="waiting"),           # not streaming
+    follower("pg3", timeline=1),                 # streaming, but on the old timeline
+    node("pg3", received="0/5000000"),           # no upstream reported at all
+])
+def test_a_replica_not_following_the_new_primary_is_repointed(pg3):
+    plan = plan_failover([DOWN, PROMOTED, pg3], "pg1", accept_unreachable_primary=True)
+    assert plan["following"] == []
+    assert plan["to_repoint"] == ["pg3"]
+    assert plan["settled"] is False
+
+
+def test_unreachable_replica_does_not_keep_the_run_unsettled_and_is_not_listed_as_following():
+    plan = plan_failover([DOWN, PROMOTED, follower("pg3"), follower("pg4", reachable=False, status=None)],
+                         "pg1", accept_unreachable_primary=True)
+    assert plan["following"] == ["pg3"]
+    assert plan["to_repoint"] == []
+    assert plan["settled"] is True
+
+
+def test_first_run_is_never_settled_even_when_replicas_look_like_followers():
+    # Before the promotion nothing follows the candidate; a standby's own upstream fields do not count.
+    plan = plan_failover([DOWN, node("pg2", received="0/5000000"), follower("pg3")], "pg1",
+                         accept_unreachable_primary=True)
+    assert plan["already_promoted"] is False
+    assert plan["following"] == []
+    assert plan["settled"] is False

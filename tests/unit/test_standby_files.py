@@ -45,3 +45,30 @@ def test_restart_conf_is_sorted_and_stable():
 )
 def test_service_action(cloned, restart_changed, reload_changed, running, expected):
     assert s.service_action(cloned, restart_changed, reload_changed, running) == expected
+
+
+SAMPLE_HBA = """# comment
+@authcomment@
+@remove-line-for-nolocal@local   all             all                                     @authmethodlocal@
+host    all             all             127.0.0.1/32            @authmethodhost@
+"""
+
+
+@pytest.mark.parametrize("major, method", [(13, "md5"), (15, "scram-sha-256"), (17, "scram-sha-256")])
+def test_initial_pg_hba_conf_is_what_debian_initdb_writes(major, method):
+    text = s.initial_pg_hba_conf(SAMPLE_HBA, major)
+    assert "@" not in text
+    assert "local   all             all                                     peer\n" in text
+    assert text.endswith("127.0.0.1/32            %s\n" % method)
+
+
+def test_initial_postgresql_conf_keeps_the_sample_and_adds_initdb_choices_then_the_primarys():
+    text = s.initial_postgresql_conf("#port = 5432\n#shared_buffers = 128MB\n",
+                                     {"TimeZone": "Europe/Zurich", "max_connections": "300", "lc_time": ""})
+    assert text.startswith("#port = 5432\n#shared_buffers = 128MB\n")
+    body = text.split("in place of initdb", 1)[1]
+    assert "max_connections = '300'\n" in body          # the primary's, not initdb's 100
+    assert "shared_buffers = '128MB'\n" in body
+    assert "TimeZone = 'Europe/Zurich'\n" in body
+    assert "lc_time" not in body                         # empty values are left to PostgreSQL's default
+    assert body.count("max_connections") == 1

@@ -58,6 +58,15 @@ def controldata_reader(module: Any, pg_lib_root: str) -> Callable[[str, int], st
     return controldata
 
 
+def read_text(path: str) -> str | None:
+    """A file's text, or None when it does not exist (the other half of write_atomically's callers' compare)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
 def write_atomically(path: str, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
     """Replace path with text through a temporary file in the same directory (never half written)."""
     handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".dbops-")

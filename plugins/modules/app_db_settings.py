@@ -94,15 +94,7 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.app_settings import set_env_lines, valid_env_key
-from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import write_atomically
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import read_text, write_atomically
 
 
 def main() -> None:
@@ -132,15 +124,16 @@ def main() -> None:
     except (KeyError, ValueError) as exc:
         module.fail_json(msg="Bad owner, group or mode (%s). Nothing was changed." % exc)
 
-    wanted = [(params["settings_file"], params["settings_content"], modes["settings_mode"])]
+    # (path, text before, text wanted, mode); each file is read once.
+    settings_before = read_text(params["settings_file"])
+    wanted = [(params["settings_file"], settings_before, params["settings_content"], modes["settings_mode"])]
     if params["env_file"] and params["env"]:
-        current = read_text(params["env_file"]) or ""
+        env_before = read_text(params["env_file"])
         env = {key: str(value) for key, value in params["env"].items()}
-        wanted.append((params["env_file"], set_env_lines(current, env), modes["env_mode"]))
+        wanted.append((params["env_file"], env_before, set_env_lines(env_before or "", env), modes["env_mode"]))
 
     changed_files, diffs = [], []
-    for path, content, mode in wanted:
-        before = read_text(path)
+    for path, before, content, mode in wanted:
         try:
             info = os.stat(path)
             same_meta = (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (mode, owner[0], owner[1])

@@ -148,22 +148,20 @@ def ensure_role(conn, params, check_mode: bool) -> list[str]:
     return ["role %s: %s updated" % (user, " and ".join(needed))]
 
 
-def ensure_wal_log_hints(conn, check_mode: bool) -> tuple[list[str], bool, dict]:
-    """wal_log_hints on (ALTER SYSTEM, reload) when the cluster has no data checksums; (changes, restart, state)."""
-    state = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
-                            "current_setting('wal_log_hints') = 'on' AS hints")
-    if state["checksums"] or state["hints"]:
-        return [], False, state
+def ensure_wal_log_hints(conn, settings: dict, check_mode: bool) -> tuple[list[str], bool]:
+    """wal_log_hints on (ALTER SYSTEM, reload) when the cluster has no data checksums; (changes, restart needed)."""
+    if settings["checksums"] or settings["hints"]:
+        return [], False
     # Set earlier (by ALTER SYSTEM or a file) and waiting for a restart? The last file entry wins; its
     # error then reads "setting could not be applied", which is why errors are not filtered out.
     configured = query(conn, "SELECT setting FROM pg_file_settings WHERE name = 'wal_log_hints' "
                              "ORDER BY seqno DESC LIMIT 1")
     if configured and configured[0]["setting"].lower() in ("on", "true", "yes", "1"):
-        return [], True, state
+        return [], True
     if not check_mode:
         query(conn, "ALTER SYSTEM SET wal_log_hints = on")
         query(conn, "SELECT pg_reload_conf()")
-    return ["wal_log_hints turned on (no data checksums; takes effect at the next restart)"], True, state
+    return ["wal_log_hints turned on (no data checksums; takes effect at the next restart)"], True
 
 
 def ensure_hba(module, conn, params) -> tuple[list[str], bool, str]:
@@ -239,13 +237,12 @@ def main() -> None:
             hba_changes, reloaded, hba_file = ensure_hba(module, conn, params)
             changes += hba_changes
             changes += ensure_slots(conn, params, module.check_mode)
+            settings = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
+                                       "current_setting('wal_log_hints') = 'on' AS hints")
             restart_required = False
             if params["wal_log_hints"]:
-                hint_changes, restart_required, settings = ensure_wal_log_hints(conn, module.check_mode)
+                hint_changes, restart_required = ensure_wal_log_hints(conn, settings, module.check_mode)
                 changes += hint_changes
-            else:
-                settings = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
-                                           "current_setting('wal_log_hints') = 'on' AS hints")
         finally:
             conn.close()
     except PostgresError as exc:

@@ -195,6 +195,7 @@ from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
     installed_majors,
     postmaster_running,
     read_datadir_facts,
+    read_text,
     write_atomically,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.standby import (
@@ -241,12 +242,8 @@ class Standby:
 
     def write_file(self, path: str, content: str, mode: int, label: str) -> bool:
         """Write content if it differs (atomically, owned by postgres); True when it changed."""
-        try:
-            with open(path, encoding="utf-8") as handle:
-                if handle.read() == content:
-                    return False
-        except FileNotFoundError:
-            pass
+        if read_text(path) == content:
+            return False
         self.actions.append("wrote " + label)
         if self.module.check_mode:
             return True

@@ -4,7 +4,9 @@
 """What a PostgreSQL data directory holds, and whether a replica may be cloned into it.
 
 The decision is a pure function (:func:`decide`) over facts read from disk
-(:func:`read_datadir_facts`), so it can be tested without a server. A data directory is only
+(:func:`read_datadir_facts`), so it can be tested without a server. :func:`judge_replica` makes the
+same decision on the primary's side, from the facts pg_datadir_info read on the replica, before
+pg_replica_access changes anything (one round trip fewer than reading the primary first). A data directory is only
 ever wiped when it is empty, when it is known to be a copy of the wanted primary that must be
 re-cloned, or when the user forces it: everything else is refused.
 """
@@ -92,6 +94,17 @@ def installed_majors(root: str = "/usr/lib/postgresql") -> list[int]:
     return sorted(majors)
 
 
+def candidate_datadirs(data_root: str, cluster_name: str, majors: list[int]) -> list[tuple[int, str]]:
+    """(major, path) of the cluster's default data directory (Debian layout) for every major version that is
+    installed or has such a directory on disk, so the primary's side can pick the one for its own version."""
+    found = set(majors)
+    if os.path.isdir(data_root):
+        for name in os.listdir(data_root):
+            if name.isdigit() and os.path.isdir(os.path.join(data_root, name, cluster_name)):
+                found.add(int(name))
+    return [(major, os.path.join(data_root, str(major), cluster_name)) for major in sorted(found)]
+
+
 def postmaster_running(datadir: str) -> bool:
     """True when postmaster.pid names a live process."""
     try:
@@ -174,3 +187,26 @@ def decide(state: str, force: bool, datadir: str) -> tuple[str, str]:
                        "replica cloned" % (datadir, described))
     return REFUSE, ("%s holds %s. Refusing to replace it: check that this is the right host, move the data away, "
                     "or set the force variable (pg_replica_force_reclone=true) to replace it." % (datadir, described))
+
+
+def judge_replica(info: dict[str, Any], primary_major: int, primary_system_identifier: str, force: bool,
+                  replica: str, primary: str) -> tuple[str, str]:
+    """(verdict, reason) for a replica, judged on the primary's side from what pg_datadir_info read on it.
+
+    info holds pg_datadir_info's ``installed_majors`` and ``candidates`` (facts plus ``path`` and ``major``;
+    ``major`` is None for a data directory the user named, which is then the one judged).
+    """
+    installed = [int(major) for major in info.get("installed_majors") or []]
+    if installed and primary_major not in installed:
+        return REFUSE, ("Version mismatch: the primary %s runs PostgreSQL %d but %s has PostgreSQL %s installed. "
+                        "A streaming replica needs the primary's major version: install PostgreSQL %d on it "
+                        "(or upgrade the primary first)."
+                        % (primary, primary_major, replica, ", ".join(str(m) for m in installed), primary_major))
+    candidates = info.get("candidates") or []
+    chosen = ([c for c in candidates if c.get("major") is None]
+              or [c for c in candidates if c.get("major") is not None and int(c["major"]) == primary_major])
+    if not chosen:
+        return CLONE, ("%s has no data directory for PostgreSQL %d yet: the replica will be cloned from the primary"
+                       % (replica, primary_major))
+    facts = chosen[0]
+    return decide(classify(facts, primary_system_identifier, primary_major), force, facts["path"])

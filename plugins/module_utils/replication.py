@@ -184,3 +184,22 @@ def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str
         if max_s is not None and standby["lag_seconds"] > max_s:
             problems.append("replay lag is %.1f s (limit %s s)" % (standby["lag_seconds"], max_s))
     return problems
+
+
+def not_ready(state: dict[str, Any], names: list[str], thresholds: dict[str, Any]) -> list[str]:
+    """Those of names (application names) that no standby of this primary streams as within the lag limits
+    of thresholds (max_lag_bytes, max_lag_seconds; None means not checked)."""
+    max_b, max_s = thresholds.get("max_lag_bytes"), thresholds.get("max_lag_seconds")
+    ready = {rep["application_name"] for rep in state["replicas"]
+             if rep["state"] == "streaming" and (max_b is None or rep["lag_bytes"] <= max_b)
+             and (max_s is None or rep["lag_seconds"] <= max_s)}
+    return [name for name in names if name not in ready]
+
+
+def absent_standbys(state: dict[str, Any], names: list[str], waited: float) -> list[str]:
+    """A problem for each of names that is not connected at all (one connected but not streaming is reported
+    by find_problems)."""
+    connected = {rep["application_name"] for rep in state["replicas"]}
+    return ["standby %s is not connected (waited %.0f s): check that it runs and can reach this server "
+            "(its log, this server's pg_hba.conf, its slot)" % (name, waited)
+            for name in names if name not in connected]

@@ -20,8 +20,12 @@ description:
     C(pg_hba_file_rules); if PostgreSQL reports an error in the file, the previous file is put back, the server
     reloaded again, and the module fails.
   - Ensures a physical replication slot per replica (reserving WAL at once).
-  - Reports whether the primary can later be rewound (data checksums or C(wal_log_hints)); it does not change that
-    setting, which needs a restart.
+  - Reports whether the primary can later be rewound (data checksums or C(wal_log_hints)); with O(wal_log_hints)
+    it turns that setting on, which takes effect at the next restart.
+  - Before changing anything it reads the primary (version, system identifier, the settings a new standby starts
+    from, RV(primary)) and judges every replica it is given facts for (O(replicas[].datadir), from
+    M(muejam.dbops.pg_datadir_info) on the replica). A replica with another major version installed, or whose data
+    directory holds anything but nothing or a standby of this primary, makes it fail with nothing changed.
 extends_documentation_fragment:
   - muejam.dbops.postgres
   - muejam.dbops.attributes
@@ -53,6 +57,20 @@ options:
         description: Its physical replication slot.
         type: str
         required: true
+      datadir:
+        description:
+          - What M(muejam.dbops.pg_datadir_info) returned on the replica (C(installed_majors) and C(candidates) are
+            read; without O(ignore:data_directory) there, the candidate for this primary's major version is judged).
+          - When given, the replica is judged before anything changes (see RV(replicas)).
+        type: dict
+      force:
+        description: Accept a data directory that holds something else (it will be moved aside and re-cloned).
+        type: bool
+        default: false
+  primary_name:
+    description: Name of this primary in messages (for example its inventory name).
+    type: str
+    default: the primary
   method:
     description: Authentication method of the pg_hba.conf lines.
     type: str
@@ -100,6 +118,19 @@ rewind_ready:
   description: Whether the primary has data checksums or wal_log_hints on now (pg_rewind can later rewind it).
   returned: success
   type: bool
+primary:
+  description:
+    - What the primary is, read before any change. C(initial_settings) are the locale, time zone and hot-standby
+      limits a new standby's first C(postgresql.conf) takes from its primary (M(muejam.dbops.pg_standby)).
+  returned: success
+  type: dict
+  sample: {version_num: 150010, major: 15, system_identifier: "7441211716372488212", data_checksums: true,
+           wal_log_hints: false, initial_settings: {max_connections: "100", TimeZone: Etc/UTC}}
+replicas:
+  description: For each replica given O(replicas[].datadir), the verdict on its data directory and why.
+  returned: success
+  type: dict
+  sample: {pg2: {verdict: clone, reason: /var/lib/postgresql/15/main is empty, the replica will be cloned}}
 restart_required:
   description:
     - With O(wal_log_hints), whether wal_log_hints is configured but waits for a restart of the primary (this run
@@ -117,10 +148,11 @@ msg:
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import write_atomically
+from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import REFUSE, judge_replica, write_atomically
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     HAS_PSYCOPG2,
     PostgresError,
@@ -209,6 +241,41 @@ def ensure_slots(conn, params, check_mode: bool) -> list[str]:
     return changes
 
 
+# Everything the role needs from the primary, and what judging the replicas needs, in one query.
+PRIMARY_SQL = """
+SELECT current_setting('server_version_num')::int AS version_num,
+       (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+       pg_is_in_recovery() AS in_recovery,
+       current_setting('data_checksums') = 'on' AS checksums,
+       current_setting('wal_log_hints') = 'on' AS hints,
+       (SELECT json_object_agg(name, setting) FROM pg_settings WHERE name = ANY(%s)) AS initial_settings
+"""
+# A new standby's first postgresql.conf: the primary's locale and time zone, and the limits a hot standby
+# needs at least as high as its primary's.
+INITIAL_SETTINGS = ["lc_messages", "lc_monetary", "lc_numeric", "lc_time", "TimeZone", "log_timezone", "DateStyle",
+                    "default_text_search_config", "max_connections", "max_worker_processes", "max_wal_senders",
+                    "max_prepared_transactions", "max_locks_per_transaction"]
+_ADDRESS = re.compile(r"^(([0-9]{1,3}[.]){3}[0-9]{1,3}|[0-9a-fA-F:]+)/[0-9]+$")
+
+
+def refusals(params, primary: dict) -> tuple[dict, list[str]]:
+    """Verdicts for the replicas given facts, and every reason to change nothing."""
+    verdicts, problems = {}, []
+    major = primary["version_num"] // 10000
+    for replica in params["replicas"]:
+        if not _ADDRESS.match(replica["source"]):
+            problems.append("The address of %s is unknown (%s): set pg_replica_address (its pg_hba.conf entry on "
+                            "the primary is that one address)." % (replica["name"], replica["source"]))
+        if replica["datadir"] is None:
+            continue
+        verdict, reason = judge_replica(replica["datadir"], major, primary["system_identifier"], replica["force"],
+                                        replica["name"], params["primary_name"])
+        verdicts[replica["name"]] = {"verdict": verdict, "reason": reason}
+        if verdict == REFUSE:
+            problems.append(reason)
+    return verdicts, problems
+
+
 def main() -> None:
     argument_spec = postgres_argument_spec()
     argument_spec.update(
@@ -218,9 +285,12 @@ def main() -> None:
             "name": {"type": "str", "required": True},
             "source": {"type": "str", "required": True},
             "slot": {"type": "str", "required": True},
+            "datadir": {"type": "dict"},
+            "force": {"type": "bool", "default": False},
         }},
         method={"type": "str", "default": "scram-sha-256", "choices": ["scram-sha-256", "md5"]},
         wal_log_hints={"type": "bool", "default": False},
+        primary_name={"type": "str", "default": "the primary"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_PSYCOPG2:
@@ -231,25 +301,31 @@ def main() -> None:
     try:
         conn = connect(params)
         try:
-            if query_one(conn, "SELECT pg_is_in_recovery() AS r")["r"]:
-                raise PostgresError("this server is a standby, not the primary: nothing was changed")
+            primary = query_one(conn, PRIMARY_SQL, (INITIAL_SETTINGS,))
+            if primary["in_recovery"]:
+                raise PostgresError("%s is in recovery (a standby), not a primary: set pg_replica_primary to the "
+                                    "current primary. Nothing was changed." % params["primary_name"])
+            verdicts, problems = refusals(params, primary)
+            if problems:
+                raise PostgresError(" ".join(problems) + " Nothing was changed.")
             changes = ensure_role(conn, params, module.check_mode)
             hba_changes, reloaded, hba_file = ensure_hba(module, conn, params)
             changes += hba_changes
             changes += ensure_slots(conn, params, module.check_mode)
-            settings = query_one(conn, "SELECT current_setting('data_checksums') = 'on' AS checksums, "
-                                       "current_setting('wal_log_hints') = 'on' AS hints")
             restart_required = False
             if params["wal_log_hints"]:
-                hint_changes, restart_required = ensure_wal_log_hints(conn, settings, module.check_mode)
+                hint_changes, restart_required = ensure_wal_log_hints(conn, primary, module.check_mode)
                 changes += hint_changes
         finally:
             conn.close()
     except PostgresError as exc:
         module.fail_json(msg=str(exc).replace(params["replication_password"], "********"))
-    module.exit_json(changed=bool(changes), changes=changes, reloaded=reloaded, hba_file=hba_file,
-                     data_checksums=settings["checksums"], rewind_ready=settings["checksums"] or settings["hints"],
-                     restart_required=restart_required,
+    summary = {"version_num": primary["version_num"], "major": primary["version_num"] // 10000,
+               "system_identifier": primary["system_identifier"], "data_checksums": primary["checksums"],
+               "wal_log_hints": primary["hints"], "initial_settings": primary["initial_settings"] or {}}
+    module.exit_json(changed=bool(changes), changes=changes, reloaded=reloaded, hba_file=hba_file, primary=summary,
+                     replicas=verdicts, data_checksums=primary["checksums"],
+                     rewind_ready=primary["checksums"] or primary["hints"], restart_required=restart_required,
                      msg="; ".join(changes) or "replication access already in place")
 
 

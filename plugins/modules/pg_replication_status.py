@@ -47,6 +47,20 @@ options:
     description: Fail the task when any problem is found, listing them in the message.
     type: bool
     default: false
+  wait_for:
+    description:
+      - On a primary, application names of standbys to wait for (see O(wait_seconds)) until each one streams
+        within O(max_lag_bytes) and O(max_lag_seconds) when they are set. One that is still not connected at the
+        end is reported in RV(problems).
+    type: list
+    elements: str
+    default: []
+  wait_seconds:
+    description:
+      - How long to wait for the standbys of O(wait_for), reading the state again every 0.2 s. The result is the
+        last state read. C(0) reads once.
+    type: int
+    default: 0
   compare_lsn:
     description:
       - A WAL position (for example where a new timeline began). When set, RV(past_compare_lsn) says whether this
@@ -219,6 +233,11 @@ healthy:
   returned: success
   type: bool
   sample: true
+waited_seconds:
+  description: How long the module waited for the standbys of O(wait_for).
+  returned: success
+  type: float
+  sample: 0.4
 past_compare_lsn:
   description: Whether this server's WAL goes past O(compare_lsn).
   returned: when O(compare_lsn) is set
@@ -232,6 +251,8 @@ problems:
   sample: ["standby pg2 replay lag is 12582912 bytes (limit 1048576)"]
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
@@ -242,7 +263,9 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     query_one,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.replication import (
+    absent_standbys,
     find_problems,
+    not_ready,
     read_replication_state,
 )
 
@@ -266,15 +289,24 @@ def main() -> None:
         max_slot_retained_bytes={"type": "int"},
         fail_on_unhealthy={"type": "bool", "default": False},
         compare_lsn={"type": "str"},
+        wait_for={"type": "list", "elements": "str", "default": []},
+        wait_seconds={"type": "int", "default": 0},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2"))
+    params = module.params
 
     try:
         conn = connect(module.params)
         try:
-            state = read_replication_state(conn)
+            began = time.monotonic()
+            while True:
+                state = read_replication_state(conn)
+                waited = time.monotonic() - began
+                if waited >= module.params["wait_seconds"] or not not_ready(state, params["wait_for"], params):
+                    break
+                time.sleep(0.2)
             if module.params["compare_lsn"]:
                 state["past_compare_lsn"] = wal_past(conn, module.params["compare_lsn"])
         finally:
@@ -282,8 +314,8 @@ def main() -> None:
     except PostgresError as exc:
         module.fail_json(msg=str(exc))
 
-    problems = find_problems(state, module.params)
-    result = dict(state, changed=False, healthy=not problems, problems=problems)
+    problems = find_problems(state, module.params) + absent_standbys(state, module.params["wait_for"], waited)
+    result = dict(state, changed=False, healthy=not problems, problems=problems, waited_seconds=round(waited, 2))
     if problems and module.params["fail_on_unhealthy"]:
         module.fail_json(msg="Replication is unhealthy: " + "; ".join(problems), **result)
     module.exit_json(**result)

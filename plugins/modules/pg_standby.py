@@ -93,9 +93,18 @@ options:
     elements: str
     default: []
   wait_seconds:
-    description: How long to wait until the WAL receiver streams. C(0) does not wait.
+    description: How long to wait (see O(wait_until)). C(0) does not wait.
     type: int
     default: 300
+  wait_until:
+    description:
+      - C(streaming) waits until the WAL receiver streams.
+      - C(running) returns once the server runs (its C(postmaster.pid) names a live process) and leaves the wait for
+        streaming to the caller, for example M(muejam.dbops.pg_replication_status) with O(ignore:wait_for) on the
+        primary, which sees the slot and the lag as well. A start that fails is reported at once either way.
+    type: str
+    choices: [streaming, running]
+    default: streaming
   initial_settings:
     description:
       - Settings for the first C(postgresql.conf), used only when this host has no configuration for the cluster
@@ -328,12 +337,20 @@ class Standby:
         return out.strip() or None
 
     def wait_streaming(self) -> str | None:
-        """Poll the WAL receiver until it streams; give up early when the service stopped or failed."""
+        """Poll the WAL receiver until it streams (or, with wait_until=running, until the server runs); give up
+        early when the service stopped or failed. Returns the WAL receiver's status, or 'running'."""
         began = time.monotonic()
         deadline = began + self.params["wait_seconds"]
         while True:
-            status = self.receiver_status()
-            if status == "streaming" or time.monotonic() >= deadline:
+            if self.params["wait_until"] == "running":
+                if postmaster_running(self.datadir):
+                    return "running"
+                status = None
+            else:
+                status = self.receiver_status()
+                if status == "streaming":
+                    return status
+            if time.monotonic() >= deadline:
                 return status
             unused_rc, out, unused_err = self.systemctl("is-active", self.service, check=False)
             # A queued start shows "inactive" for a moment before systemd runs it.
@@ -403,7 +420,11 @@ class Standby:
         status = None
         if not self.module.check_mode and params["wait_seconds"] > 0:
             status = self.wait_streaming()
-            if status != "streaming":
+            if status not in ("streaming", "running"):
+                if params["wait_until"] == "running":
+                    self.fail("%s did not start within %d s. Check the standby's log (journalctl -u %s and "
+                              "/var/log/postgresql)." % (self.service, params["wait_seconds"], self.service),
+                              state=state, verdict=verdict, cloned=cloned, moved_aside=moved)
                 self.fail("%s did not start streaming from %s:%d within %d s (WAL receiver: %s). Check the "
                           "primary's pg_hba.conf, the slot %s and the standby's log (journalctl -u %s)."
                           % (self.service, params["primary_host"], params["primary_port"], params["wait_seconds"],
@@ -435,6 +456,7 @@ def main() -> None:
             "wal_retrieve_retry_interval": {"type": "str", "default": "1s"},
             "basebackup_extra_args": {"type": "list", "elements": "str", "default": []},
             "wait_seconds": {"type": "int", "default": 300},
+            "wait_until": {"type": "str", "default": "streaming", "choices": ["streaming", "running"]},
             "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},
             "pg_share_root": {"type": "path", "default": "/usr/share/postgresql"},
             "initial_settings": {"type": "dict", "default": {}},

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,4 +172,18 @@ def test_second_run_on_a_healthy_replica_changes_nothing(ar_lab, tmp_path):
     run = add_replica(tmp_path, "-e", "replica=pg2")
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert re.search(r"pg2 +: ok=\d+ +changed=0 ", run.stdout), run.stdout[-3000:]
+    assert snapshot("pg1", "pg2", "app") == before
+
+
+def test_a_replica_outside_the_limits_fails_saying_what_both_sides_show(ar_lab, tmp_path):
+    """The wait on the primary runs out (a lag limit no replica can meet): the failure names the replica,
+    the primary's finding, the replica's service state and the end of its log, and changes nothing."""
+    before = snapshot("pg1", "pg2", "app")
+    began = time.monotonic()
+    run = add_replica(tmp_path, "-e", "replica=pg2", "-e", "pg_replica_max_lag_bytes=-1",
+                      "-e", "pg_replica_streaming_timeout=3")
+    assert_refused(run, "pg2 does not stream from pg1 within the limits: standby pg2 replay lag is",
+                   "Its service is active; the end of its log:", "started streaming WAL from primary")
+    assert re.search(r"pg2 +: ok=\d+ +changed=0 +unreachable=0 +failed=1", run.stdout), run.stdout[-3000:]
+    assert time.monotonic() - began < 60  # waited about the 3 s asked for, not Ansible retries
     assert snapshot("pg1", "pg2", "app") == before

@@ -97,3 +97,51 @@ def test_write_atomically_replaces_content_with_the_given_mode(tmp_path):
     assert target.read_text() == "new\n"
     assert target.stat().st_mode & 0o7777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["pg_hba.conf"]  # no temporary file left behind
+
+
+def test_candidate_datadirs_cover_installed_versions_and_leftover_directories(tmp_path):
+    (tmp_path / "13" / "main").mkdir(parents=True)  # a leftover of a removed PostgreSQL 13
+    (tmp_path / "16" / "other").mkdir(parents=True)  # another cluster name: not a candidate
+    assert d.candidate_datadirs(str(tmp_path), "main", [15]) == [
+        (13, str(tmp_path / "13" / "main")), (15, str(tmp_path / "15" / "main"))]
+    assert d.candidate_datadirs(str(tmp_path / "none"), "main", []) == []
+
+
+def candidates_of(tmp_path, *majors, explicit=None):
+    """What pg_datadir_info returns on the replica, as the primary's side receives it."""
+    found = [(None, explicit)] if explicit else [(m, str(tmp_path / str(m) / "main")) for m in majors]
+    return [dict(facts_of(path), path=path, major=major) for major, path in found]
+
+
+def test_judge_replica_on_the_primary_side(tmp_path):
+    judge = d.judge_replica
+    # Nothing installed and no directory: cloned (the role installs the primary's version first).
+    assert judge({"installed_majors": [], "candidates": []}, 15, PRIMARY_ID, False, "pg2", "pg1")[0] == d.CLONE
+    # Only another version installed: refused, naming both hosts and both versions.
+    verdict, reason = judge({"installed_majors": [13], "candidates": candidates_of(tmp_path, 13)},
+                            15, PRIMARY_ID, False, "pg3", "pg1")
+    assert verdict == d.REFUSE
+    assert reason.startswith("Version mismatch: the primary pg1 runs PostgreSQL 15 "
+                             "but pg3 has PostgreSQL 13 installed.")
+    # The primary's version installed, its directory empty: cloned; a standby of this primary: kept.
+    (tmp_path / "15" / "main").mkdir(parents=True)
+    info = {"installed_majors": [13, 15], "candidates": candidates_of(tmp_path, 13, 15)}
+    assert judge(info, 15, PRIMARY_ID, False, "pg2", "pg1")[0] == d.CLONE
+    (tmp_path / "15" / "main").rmdir()
+    make_cluster(tmp_path / "15" / "main", standby=True)
+    info = {"installed_majors": [15], "candidates": candidates_of(tmp_path, 15)}
+    assert judge(info, 15, PRIMARY_ID, False, "pg2", "pg1")[0] == d.KEEP
+    # The same directory judged against another primary: refused unless forced, with the path in the reason.
+    verdict, reason = judge(info, 15, "1111", False, "pg2", "pg1")
+    assert verdict == d.REFUSE and str(tmp_path / "15" / "main") in reason and "different PostgreSQL cluster" in reason
+    assert judge(info, 15, "1111", True, "pg2", "pg1")[0] == d.CLONE
+
+
+def test_judge_replica_uses_the_directory_the_user_named(tmp_path):
+    (tmp_path / "15").mkdir()
+    make_cluster(tmp_path / "15" / "main", standby=False)  # the default one: a promoted copy, would be refused
+    (tmp_path / "custom").mkdir()
+    info = {"installed_majors": [15], "candidates": candidates_of(tmp_path, explicit=str(tmp_path / "custom"))}
+    verdict, reason = d.judge_replica(info, 15, PRIMARY_ID, False, "pg2", "pg1")
+    expected = "%s is empty: the replica will be cloned from the primary" % (tmp_path / "custom")
+    assert (verdict, reason) == (d.CLONE, expected)

@@ -1,6 +1,11 @@
 """Threshold judgement of pg_replication_status (module_utils/replication.find_problems)."""
 
-from ansible_collections.muejam.dbops.plugins.module_utils.replication import find_problems, timeline_of_walfile
+from ansible_collections.muejam.dbops.plugins.module_utils.replication import (
+    absent_standbys,
+    find_problems,
+    not_ready,
+    timeline_of_walfile,
+)
 
 
 def primary_state(**over):
@@ -81,3 +86,22 @@ def test_min_replicas_not_applied_to_standby():
 def test_timeline_from_walfile_name():
     assert timeline_of_walfile("000000030000000000000007") == 3
     assert timeline_of_walfile("0000000A0000000100000002") == 10
+
+
+def test_waiting_for_standbys_ends_when_each_streams_within_the_limits():
+    state = primary_state()
+    state["replicas"].append({"application_name": "pg3", "client_addr": "10.1.1.3", "state": "catchup",
+                              "lag_bytes": 4096, "lag_seconds": 0.0})
+    assert not_ready(state, ["pg2"], {}) == []
+    assert not_ready(state, ["pg2", "pg3", "pg4"], {}) == ["pg3", "pg4"]  # catching up, not connected
+    state["replicas"][1]["state"] = "streaming"
+    assert not_ready(state, ["pg3"], {"max_lag_bytes": None}) == []
+    assert not_ready(state, ["pg3"], {"max_lag_bytes": 1024}) == ["pg3"]  # streaming, but too far behind
+    assert not_ready(state, ["pg3"], {"max_lag_bytes": 8192, "max_lag_seconds": 1.0}) == []
+
+
+def test_a_standby_waited_for_that_never_connected_is_a_problem():
+    assert absent_standbys(primary_state(), ["pg2"], 1.0) == []
+    assert absent_standbys(primary_state(), ["pg4"], 300.2) == [
+        "standby pg4 is not connected (waited 300 s): check that it runs and can reach this server "
+        "(its log, this server's pg_hba.conf, its slot)"]

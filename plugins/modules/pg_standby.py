@@ -176,7 +176,9 @@ receiver_status:
   type: str
   sample: streaming
 seconds:
-  description: Wall time spent in each command the module ran (C(pg_basebackup), C(systemctl start), C(psql), ...).
+  description:
+    - Wall time spent in each command the module ran (C(pg_basebackup), C(systemctl start), C(psql), ...), and in
+      the wait of O(wait_until) (C(wait until running) or C(wait until streaming), polls included).
   returned: always
   type: dict
   sample: {"pg_basebackup": 41.2, "systemctl start": 0.9, "psql": 0.4}
@@ -419,7 +421,9 @@ class Standby:
 
         status = None
         if not self.module.check_mode and params["wait_seconds"] > 0:
+            waiting = time.monotonic()
             status = self.wait_streaming()
+            self.seconds["wait until %s" % params["wait_until"]] = round(time.monotonic() - waiting, 2)
             if status not in ("streaming", "running"):
                 if params["wait_until"] == "running":
                     self.fail("%s did not start within %d s. Check the standby's log (journalctl -u %s and "

@@ -142,6 +142,21 @@ def read_replication_state(conn: Any) -> dict[str, Any]:
     return state
 
 
+def standby_problems(rep: dict[str, Any], thresholds: dict[str, Any]) -> list[str]:
+    """What is wrong with one standby connected to this primary (not streaming, lag over max_lag_bytes or
+    max_lag_seconds; None means not checked), as sentences."""
+    problems = []
+    name = rep["application_name"] or rep["client_addr"] or "unnamed standby"
+    max_b, max_s = thresholds.get("max_lag_bytes"), thresholds.get("max_lag_seconds")
+    if rep["state"] != "streaming":
+        problems.append("standby %s is %s, not streaming" % (name, rep["state"]))
+    if max_b is not None and rep["lag_bytes"] > max_b:
+        problems.append("standby %s replay lag is %d bytes (limit %d)" % (name, rep["lag_bytes"], max_b))
+    if max_s is not None and rep["lag_seconds"] > max_s:
+        problems.append("standby %s replay lag is %.1f s (limit %s s)" % (name, rep["lag_seconds"], max_s))
+    return problems
+
+
 def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str]:
     """Everything in a replication state that breaks the given thresholds, as readable sentences.
 
@@ -155,13 +170,7 @@ def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str
     max_s = thresholds.get("max_lag_seconds")
     max_b = thresholds.get("max_lag_bytes")
     for rep in state["replicas"]:
-        name = rep["application_name"] or rep["client_addr"] or "unnamed standby"
-        if rep["state"] != "streaming":
-            problems.append("standby %s is %s, not streaming" % (name, rep["state"]))
-        if max_b is not None and rep["lag_bytes"] > max_b:
-            problems.append("standby %s replay lag is %d bytes (limit %d)" % (name, rep["lag_bytes"], max_b))
-        if max_s is not None and rep["lag_seconds"] > max_s:
-            problems.append("standby %s replay lag is %.1f s (limit %s s)" % (name, rep["lag_seconds"], max_s))
+        problems += standby_problems(rep, thresholds)
     minimum = thresholds.get("min_streaming_replicas")
     if minimum is not None and state["role"] == "primary" and state["streaming_replicas"] < minimum:
         problems.append("%d standby(s) streaming, at least %d required" % (state["streaming_replicas"], minimum))
@@ -189,10 +198,7 @@ def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str
 def not_ready(state: dict[str, Any], names: list[str], thresholds: dict[str, Any]) -> list[str]:
     """Those of names (application names) that no standby of this primary streams as within the lag limits
     of thresholds (max_lag_bytes, max_lag_seconds; None means not checked)."""
-    max_b, max_s = thresholds.get("max_lag_bytes"), thresholds.get("max_lag_seconds")
-    ready = {rep["application_name"] for rep in state["replicas"]
-             if rep["state"] == "streaming" and (max_b is None or rep["lag_bytes"] <= max_b)
-             and (max_s is None or rep["lag_seconds"] <= max_s)}
+    ready = {rep["application_name"] for rep in state["replicas"] if not standby_problems(rep, thresholds)}
     return [name for name in names if name not in ready]
 
 

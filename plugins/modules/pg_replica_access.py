@@ -261,15 +261,14 @@ _ADDRESS = re.compile(r"^(([0-9]{1,3}[.]){3}[0-9]{1,3}|[0-9a-fA-F:]+)/[0-9]+$")
 def refusals(params, primary: dict) -> tuple[dict, list[str]]:
     """Verdicts for the replicas given facts, and every reason to change nothing."""
     verdicts, problems = {}, []
-    major = primary["version_num"] // 10000
     for replica in params["replicas"]:
         if not _ADDRESS.match(replica["source"]):
             problems.append("The address of %s is unknown (%s): set pg_replica_address (its pg_hba.conf entry on "
                             "the primary is that one address)." % (replica["name"], replica["source"]))
         if replica["datadir"] is None:
             continue
-        verdict, reason = judge_replica(replica["datadir"], major, primary["system_identifier"], replica["force"],
-                                        replica["name"], params["primary_name"])
+        verdict, reason = judge_replica(replica["datadir"], primary["major"], primary["system_identifier"],
+                                        replica["force"], replica["name"], params["primary_name"])
         verdicts[replica["name"]] = {"verdict": verdict, "reason": reason}
         if verdict == REFUSE:
             problems.append(reason)
@@ -302,6 +301,7 @@ def main() -> None:
         conn = connect(params)
         try:
             primary = query_one(conn, PRIMARY_SQL, (INITIAL_SETTINGS,))
+            primary["major"] = primary["version_num"] // 10000
             if primary["in_recovery"]:
                 raise PostgresError("%s is in recovery (a standby), not a primary: set pg_replica_primary to the "
                                     "current primary. Nothing was changed." % params["primary_name"])
@@ -320,7 +320,7 @@ def main() -> None:
             conn.close()
     except PostgresError as exc:
         module.fail_json(msg=str(exc).replace(params["replication_password"], "********"))
-    summary = {"version_num": primary["version_num"], "major": primary["version_num"] // 10000,
+    summary = {"version_num": primary["version_num"], "major": primary["major"],
                "system_identifier": primary["system_identifier"], "data_checksums": primary["checksums"],
                "wal_log_hints": primary["hints"], "initial_settings": primary["initial_settings"] or {}}
     module.exit_json(changed=bool(changes), changes=changes, reloaded=reloaded, hba_file=hba_file, primary=summary,

@@ -233,6 +233,12 @@ healthy:
   returned: success
   type: bool
   sample: true
+not_ready:
+  description: Those of O(wait_for) that do not stream within the lag limits at the end (empty when all do).
+  returned: success
+  type: list
+  elements: str
+  sample: []
 waited_seconds:
   description: How long the module waited for the standbys of O(wait_for).
   returned: success
@@ -298,25 +304,27 @@ def main() -> None:
     params = module.params
 
     try:
-        conn = connect(module.params)
+        conn = connect(params)
         try:
             began = time.monotonic()
             while True:
                 state = read_replication_state(conn)
                 waited = time.monotonic() - began
-                if waited >= module.params["wait_seconds"] or not not_ready(state, params["wait_for"], params):
+                waiting_for = not_ready(state, params["wait_for"], params)
+                if not waiting_for or waited >= params["wait_seconds"]:
                     break
                 time.sleep(0.2)
-            if module.params["compare_lsn"]:
-                state["past_compare_lsn"] = wal_past(conn, module.params["compare_lsn"])
+            if params["compare_lsn"]:
+                state["past_compare_lsn"] = wal_past(conn, params["compare_lsn"])
         finally:
             conn.close()
     except PostgresError as exc:
         module.fail_json(msg=str(exc))
 
-    problems = find_problems(state, module.params) + absent_standbys(state, module.params["wait_for"], waited)
-    result = dict(state, changed=False, healthy=not problems, problems=problems, waited_seconds=round(waited, 2))
-    if problems and module.params["fail_on_unhealthy"]:
+    problems = find_problems(state, params) + absent_standbys(state, params["wait_for"], waited)
+    result = dict(state, changed=False, healthy=not problems, problems=problems, not_ready=waiting_for,
+                  waited_seconds=round(waited, 2))
+    if problems and params["fail_on_unhealthy"]:
         module.fail_json(msg="Replication is unhealthy: " + "; ".join(problems), **result)
     module.exit_json(**result)
 

@@ -171,7 +171,9 @@ moved_aside:
   returned: success
   type: str
 receiver_status:
-  description: Status of the WAL receiver at the end (C(streaming) when healthy; null in check mode or without waiting).
+  description:
+    - Status of the WAL receiver at the end (C(streaming) when healthy); with O(wait_until=running), C(running) once
+      the server runs. Null in check mode or without waiting.
   returned: success
   type: str
   sample: streaming
@@ -338,7 +340,7 @@ class Standby:
             return None
         return out.strip() or None
 
-    def wait_streaming(self) -> str | None:
+    def wait_until_ready(self) -> str | None:
         """Poll the WAL receiver until it streams (or, with wait_until=running, until the server runs); give up
         early when the service stopped or failed. Returns the WAL receiver's status, or 'running'."""
         began = time.monotonic()
@@ -412,9 +414,9 @@ class Standby:
             if not self.module.check_mode:
                 if action == "start" and params["wait_seconds"] > 0:
                     # Debian's pg_ctlcluster holds a start for about 2 s of its own probes (a 0.5 s sleep,
-                    # then three psql connections 0.5 s apart) after the server is up. The WAL receiver
-                    # streaming, checked below, is the stronger proof, so the job is queued and not waited
-                    # for; systemd marks the unit active when pg_ctlcluster returns.
+                    # then three psql connections 0.5 s apart) after the server is up. The wait below (the
+                    # WAL receiver streaming, or the postmaster running) is the stronger proof, so the job is
+                    # queued and not waited for; systemd marks the unit active when pg_ctlcluster returns.
                     self.systemctl(action, "--no-block", self.service)
                 else:
                     self.systemctl(action, self.service)
@@ -422,7 +424,7 @@ class Standby:
         status = None
         if not self.module.check_mode and params["wait_seconds"] > 0:
             waiting = time.monotonic()
-            status = self.wait_streaming()
+            status = self.wait_until_ready()
             self.seconds["wait until %s" % params["wait_until"]] = round(time.monotonic() - waiting, 2)
             if status not in ("streaming", "running"):
                 if params["wait_until"] == "running":

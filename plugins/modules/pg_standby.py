@@ -126,6 +126,9 @@ notes:
   - Needs C(pg_createcluster), C(runuser) and systemd (C(postgresql@<major>-<cluster>)), as on Debian.
   - A new replica gets its configuration without an C(initdb). The samples are written into the cloned directory
     and C(pg_createcluster) integrates it.
+  - The copy is flushed to disk by the module (every file, then every directory, as C(pg_basebackup) does without
+    C(--no-sync)) while C(pg_createcluster) runs, and the server starts only after that. A copy that cannot be
+    flushed is moved aside (C(<data_directory>.unsynced-<time>)) and the module fails.
 author:
   - muejam.dbops developers (@muejam)
 """
@@ -194,6 +197,7 @@ import os
 import pwd
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -205,6 +209,7 @@ from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
     classify,
     controldata_reader,
     decide,
+    flush_tree,
     installed_majors,
     postmaster_running,
     read_datadir_facts,
@@ -297,11 +302,28 @@ class Standby:
                   "--host=%s" % params["primary_host"], "--port=%d" % params["primary_port"],
                   "--username=%s" % params["replication_user"], "--no-password",
                   "--pgdata=%s" % self.datadir, "--wal-method=stream", "--slot=%s" % params["slot_name"],
-                  "--checkpoint=fast"] + params["basebackup_extra_args"],
+                  "--checkpoint=fast", "--no-sync"] + params["basebackup_extra_args"],
                  as_postgres=True, env={"PGPASSFILE": params["passfile"], "PGAPPNAME": params["application_name"]})
-        if not os.path.exists(os.path.join(self.confdir, "postgresql.conf")):
-            self.create_configuration()
+        # pg_basebackup's own flush to disk (--no-sync skips it) is done here instead, while pg_createcluster
+        # writes the configuration: both take about as long, so one hides the other. The server is
+        # started only after every file of the copy is on disk, as it would be without --no-sync.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            flushing = pool.submit(self.flush_copy)
+            if not os.path.exists(os.path.join(self.confdir, "postgresql.conf")):
+                self.create_configuration()
+            error = flushing.exception()
+        if error is not None:
+            unsynced = "%s.unsynced-%s" % (self.datadir, time.strftime("%Y%m%dT%H%M%S"))
+            os.rename(self.datadir, unsynced)
+            self.fail("Could not write the copy of the primary to disk (%s). It was moved to %s and the server was "
+                      "not started; check the disk, then run again to clone anew." % (error, unsynced),
+                      moved_aside=moved)
         return moved
+
+    def flush_copy(self) -> None:
+        began = time.monotonic()
+        flush_tree(self.datadir)
+        self.seconds["flush the copy to disk"] = round(time.monotonic() - began, 2)
 
     def create_configuration(self) -> None:
         """Debian's configuration for the cloned directory, without an initdb (about 1.2 s saved).

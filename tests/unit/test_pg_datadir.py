@@ -145,3 +145,54 @@ def test_judge_replica_uses_the_directory_the_user_named(tmp_path):
     verdict, reason = d.judge_replica(info, 15, PRIMARY_ID, False, "pg2", "pg1")
     expected = "%s is empty: the replica will be cloned from the primary" % (tmp_path / "custom")
     assert (verdict, reason) == (d.CLONE, expected)
+
+
+def _tree(root):
+    (root / "base" / "1").mkdir(parents=True)
+    (root / "base" / "1" / "1259").write_bytes(b"x" * 8192)
+    (root / "PG_VERSION").write_text("17\n")
+    (root / "postgresql.conf").write_text("# sample\n")
+    wal = root.parent / "wal_elsewhere"
+    wal.mkdir()
+    (wal / "000000010000000000000001").write_bytes(b"w" * 1024)
+    (root / "pg_wal").symlink_to(wal)
+
+
+def test_flush_tree_fsyncs_every_file_and_directory_following_pg_wal(tmp_path, monkeypatch):
+    root = tmp_path / "main"
+    _tree(root)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink("/proc/self/fd/%d" % fd)), real_fsync(fd)))
+    assert d.flush_tree(str(root)) == 4
+    assert {str(root / "base" / "1" / "1259"), str(root / "PG_VERSION"), str(root / "postgresql.conf"),
+            str(tmp_path / "wal_elsewhere" / "000000010000000000000001")} <= set(synced)
+    # directories after their files, the data directory's parent last
+    assert synced[-1] == str(tmp_path)
+    assert str(tmp_path / "wal_elsewhere") in synced and str(root / "base" / "1") in synced
+
+
+def test_flush_tree_skips_a_file_moved_away_meanwhile(tmp_path, monkeypatch):
+    root = tmp_path / "main"
+    _tree(root)
+    real_open = os.open
+
+    def moved(path, flags, *args):
+        if str(path).endswith("postgresql.conf"):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", moved)
+    assert d.flush_tree(str(root)) == 3
+
+
+def test_flush_tree_raises_what_the_disk_says(tmp_path, monkeypatch):
+    root = tmp_path / "main"
+    _tree(root)
+
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        d.flush_tree(str(root))

@@ -172,6 +172,15 @@ def role(version: int, workdir: Path) -> float:
     return time.monotonic() - began
 
 
+def floor() -> float:
+    """floor.yml: the ansible-playbook start-up and four module round trips placed like the role's, doing nothing."""
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "benchmarks/add_replica/floor.yml",
+           "-e", "dbops_lab_prefix=" + PREFIX, "-e", "replica=pg2"]
+    began = time.monotonic()
+    run(cmd, cwd=ROOT, env=ansible_env())
+    return time.monotonic() - began
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gb", type=float, default=1.0)
@@ -195,7 +204,7 @@ def main() -> None:
             psql("pg1", "CHECKPOINT", db="postgres")
             # The first copy after the fill may meet the primary's write-back; alternating the order
             # gives neither side that advantage every time.
-            raws, roles = [], []
+            raws, roles, floors = [], [], []
             for number in range(args.rounds):
                 order = ("baseline", "role") if number % 2 == 0 else ("role", "baseline")
                 for which in order:
@@ -203,12 +212,17 @@ def main() -> None:
                         raws.append(baseline(version))
                     else:
                         roles.append(role(version, Path(tmp)))
-                print("round %d (%s first): baseline %.1f s, role %.1f s, ratio %.2f"
-                      % (number + 1, order[0], raws[-1], roles[-1], roles[-1] / raws[-1]), flush=True)
-            raw, with_role = statistics.median(raws), statistics.median(roles)
+                floors.append(floor())
+                print("round %d (%s first): baseline %.1f s, role %.1f s, ratio %.2f; Ansible's floor %.1f s"
+                      % (number + 1, order[0], raws[-1], roles[-1], roles[-1] / raws[-1], floors[-1]), flush=True)
+            raw, with_role, bare = statistics.median(raws), statistics.median(roles), statistics.median(floors)
             print("baseline pg_basebackup + start + streaming (median of %d): %.1f s" % (args.rounds, raw))
             print("role (playbooks/add_replica.yml) (median of %d):          %.1f s" % (args.rounds, with_role))
             print("ratio role/baseline: %.2f (the role adds %.0f%%)" % (with_role / raw, 100 * (with_role / raw - 1)))
+            print("Ansible's floor (floor.yml: start-up and four module round trips that do nothing) (median): %.1f s"
+                  % bare)
+            print("the role without that floor: %.1f s, %.2f of the baseline"
+                  % (with_role - bare, (with_role - bare) / raw))
     finally:
         if not args.keep:
             run(lab + ["down", "--prefix", PREFIX])

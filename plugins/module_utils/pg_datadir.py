@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -90,8 +91,9 @@ def flush_tree(root: str, workers: int = 4) -> int:
     """fsync every file, then every directory, of a data directory and the directory holding it (what
     pg_basebackup does unless --no-sync, and PostgreSQL's own fsync_pgdata): pg_wal and tablespace
     links are followed. Files are flushed a few at a time, which lets the disk order the writes.
-    A file that went away meanwhile is skipped (pg_createcluster moves the configuration files out);
-    any other error is raised. Returns how many files were flushed."""
+    A file that went away meanwhile is skipped (pg_createcluster moves the configuration files out), and
+    so is anything but files and directories; any other error is raised. Returns how many files were
+    flushed."""
     files: list[str] = []
     directories: list[str] = []
     seen: set[str] = set()
@@ -106,6 +108,9 @@ def flush_tree(root: str, workers: int = 4) -> int:
 
     def flush(path: str, flags: int = os.O_RDONLY) -> int:
         try:
+            mode = os.stat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                return 0  # a pipe or socket: nothing to flush, and opening a pipe would wait for a writer
             handle = os.open(path, flags)
         except OSError as exc:
             if exc.errno == errno.ENOENT:

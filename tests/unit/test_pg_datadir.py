@@ -1,6 +1,7 @@
 """Decisions of pg_datadir_info (module_utils/pg_datadir): keep, clone or refuse a replica's data directory."""
 
 import os
+import threading
 
 import pytest
 
@@ -196,3 +197,15 @@ def test_flush_tree_raises_what_the_disk_says(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", failing)
     with pytest.raises(OSError, match="Input/output error"):
         d.flush_tree(str(root))
+
+
+def test_flush_tree_passes_over_a_pipe_instead_of_waiting_on_it(tmp_path):
+    root = tmp_path / "main"
+    _tree(root)
+    os.mkfifo(root / "a_pipe")
+    result = []
+    worker = threading.Thread(target=lambda: result.append(d.flush_tree(str(root))), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "flush_tree waited on a pipe"
+    assert result == [4]

@@ -167,8 +167,6 @@ def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str
     expected = thresholds.get("expected_role")
     if expected and expected != "any" and state["role"] != expected:
         problems.append("server is a %s, expected a %s" % (state["role"], expected))
-    max_s = thresholds.get("max_lag_seconds")
-    max_b = thresholds.get("max_lag_bytes")
     for rep in state["replicas"]:
         problems += standby_problems(rep, thresholds)
     minimum = thresholds.get("min_streaming_replicas")
@@ -184,6 +182,7 @@ def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str
             problems.append("slot %s has lost required WAL; its standby must be re-cloned" % slot["slot_name"])
     standby = state["standby"]
     if standby:
+        max_s, max_b = thresholds.get("max_lag_seconds"), thresholds.get("max_lag_bytes")
         if standby["receiver_status"] != "streaming":
             problems.append("WAL receiver is %s, not streaming from the primary" % standby["receiver_status"])
         if standby["replay_paused"]:

@@ -15,6 +15,8 @@ import traceback
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansible_collections.muejam.dbops.plugins.module_utils.masking import scrub
+
 PSYCOPG2_IMPORT_ERROR: str | None = None
 try:
     import psycopg2
@@ -25,7 +27,6 @@ except ImportError:
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
-MASK = "********"
 _SECRET_KEYS = frozenset({"password", "sslpassword"})
 
 
@@ -139,15 +140,6 @@ def query_one(conn: Any, sql: str, args: tuple | dict | None = None) -> dict[str
 def server_major_version(conn: Any) -> int:
     """Major version of the connected server (13, 15, 17...)."""
     return int(conn.server_version) // 10000
-
-
-def scrub(text: str, *secrets: str) -> str:
-    """Remove secrets from a text: given values, and any password=... in conninfo strings."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1" + MASK, text, flags=re.IGNORECASE)
-    return re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@", r"\1" + MASK + "@", text)
 
 
 _CONNINFO_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)")

@@ -30,6 +30,7 @@ from typing import Any
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.muejam.dbops.plugins.module_utils.masking import MASK, scrub
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster_plan import (
     CLUSTER_SLOTS,
     PlanError,
@@ -47,7 +48,6 @@ except ImportError:
     HAS_REDIS = False
     REDIS_IMPORT_ERROR = traceback.format_exc()
 
-MASK = "********"
 # Slots opened, emptied and assigned together: one round trip per step for the whole batch
 # instead of one per slot. An interrupted batch leaves at most this many slots open, each of
 # which decide_open_slot_fix() knows how to finish.
@@ -86,14 +86,6 @@ def redis_argument_spec() -> dict[str, dict[str, Any]]:
         "client_key": {"type": "path"},
         "socket_timeout": {"type": "float", "default": 10.0},
     }
-
-
-def scrub(text: str, *secrets: str | None) -> str:
-    """Replace every given secret in ``text`` with a mask."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
 
 
 def _supported_client_options() -> frozenset[str]:

@@ -320,6 +320,7 @@ from ansible_collections.muejam.dbops.plugins.module_utils.backup_plan import (
     select_base_backup,
     summarize,
 )
+from ansible_collections.muejam.dbops.plugins.module_utils.masking import scrub
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     HAS_PSYCOPG2,
     PostgresError,
@@ -327,7 +328,6 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     postgres_argument_spec,
     query,
     query_one,
-    scrub,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.s3_backup import (
     HAS_BOTO3,

@@ -2,13 +2,13 @@
 
 import pytest
 
+from ansible_collections.muejam.dbops.plugins.module_utils.masking import scrub
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     explain_connect_error,
     format_conninfo,
     mask_conninfo,
     parse_conninfo,
     postgres_argument_spec,
-    scrub,
 )
 
 PARAMS = {

@@ -10,12 +10,12 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-.PHONY: help setup demo test unit integration lint sanity molecule images lab-up lab-down lab-status clean
+.PHONY: help setup demo test unit integration lint sanity rules molecule images lab-up lab-down lab-status clean
 
 help:
 	@echo "make demo      run the main job against the containerized lab"
 	@echo "make test      run every test (unit, integration, ansible-lint, ansible-test sanity, Molecule)"
-	@echo "make lab-up | lab-down | lab-status | unit | integration | lint | sanity | molecule"
+	@echo "make lab-up | lab-down | lab-status | unit | integration | lint | sanity | rules | molecule"
 
 ## Set-up: virtualenv with pinned requirements, a Docker engine, the collection link, lab images.
 setup:
@@ -56,6 +56,9 @@ lint: setup
 
 sanity: setup
 	@scripts/run-tests.sh sanity
+
+rules: setup
+	@scripts/run-tests.sh rules
 
 molecule: setup
 	@scripts/run-tests.sh molecule

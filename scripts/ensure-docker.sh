@@ -11,21 +11,27 @@ if [ "$(id -u)" = 0 ] && [ "$(sysctl -n fs.inotify.max_user_instances 2>/dev/nul
   sysctl -q -w fs.inotify.max_user_instances=2048 || echo "warning: could not raise fs.inotify.max_user_instances" >&2
 fi
 
-# What the lab and the tests need besides Python: the engine, debootstrap for the images, and
-# ShellCheck for the shell-script test of ansible-test sanity.
+# What the lab and the tests need besides Python: the engine, debootstrap for the images,
+# ShellCheck for the shell-script test of ansible-test sanity, and promtool / amtool (Debian's
+# prometheus and prometheus-alertmanager, without their recommends: no exporter on the host) for
+# the alert-rule tests.
 missing=()
+tools=()
+command -v promtool >/dev/null || tools+=(prometheus)
+command -v amtool >/dev/null || tools+=(prometheus-alertmanager)
 if ! engine_up && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
-if [ ${#missing[@]} -gt 0 ]; then
+if [ $((${#missing[@]} + ${#tools[@]})) -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "Missing: ${missing[*]}. Install them (Debian, as root: apt-get install ${missing[*]}), start a" \
+    echo "Missing: ${missing[*]} ${tools[*]}. Install them (Debian, as root: apt-get install ${missing[*]}), start a" \
          "Docker engine, or run this command as root on Debian so it can do that itself." >&2
     exit 1
   fi
-  echo ">> installing ${missing[*]} ..." >&2
+  echo ">> installing ${missing[*]} ${tools[*]} ..." >&2
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  [ ${#tools[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${tools[@]}" >/dev/null
 fi
 
 if ! engine_up; then

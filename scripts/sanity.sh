@@ -22,6 +22,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dbops-sanity.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dest=$work/ansible_collections/muejam/dbops
 mkdir -p "$dest"
-git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} "$dest"/
+# Tracked and new files of the work tree; a tracked file deleted in the work tree is left out.
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"
+done | xargs -0 -I{} cp --parents -P {} "$dest"/
 cd "$dest"
 PATH=$venv/bin:$PATH ansible-test sanity --requirements --python 3.11 --color no "$@"

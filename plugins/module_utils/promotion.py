@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.muejam.dbops.plugins.module_utils.postgres import PostgresError, query, query_one
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import PostgresError, query_one
 from ansible_collections.muejam.dbops.plugins.module_utils.replication import is_in_recovery, timeline_of_walfile
 
 
@@ -62,13 +62,3 @@ def branch_point(conn: Any) -> dict[str, Any] | None:
         raise PostgresError("the history file of timeline %d is empty: check pg_wal/%08X.history"
                             % (timeline, timeline))
     return {"parent_timeline": int(entries[-1][0]), "lsn": entries[-1][1]}
-
-
-def ensure_slots(conn: Any, names: list[str], check_mode: bool) -> list[str]:
-    """Create the missing physical slots (reserving WAL at once); returns the names created."""
-    existing = {row["slot_name"] for row in query(conn, "SELECT slot_name FROM pg_replication_slots")}
-    missing = [name for name in names if name not in existing]
-    if not check_mode:
-        for name in missing:
-            query(conn, "SELECT pg_create_physical_replication_slot(%s, true)", (name,))
-    return missing

@@ -94,7 +94,7 @@ import pwd
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.app_settings import set_env_lines, valid_env_key
-from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import read_text, write_atomically
+from ansible_collections.muejam.dbops.plugins.module_utils.files import read_text, write_atomically
 
 
 def main() -> None:

@@ -133,7 +133,8 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
     query,
     query_one,
 )
-from ansible_collections.muejam.dbops.plugins.module_utils.promotion import branch_point, ensure_slots, promote
+from ansible_collections.muejam.dbops.plugins.module_utils.primary_access import ensure_physical_slots
+from ansible_collections.muejam.dbops.plugins.module_utils.promotion import branch_point, promote
 
 
 def write_check(conn) -> int:
@@ -174,7 +175,7 @@ def main() -> None:
             result = promote(conn, module.params["wait_seconds"], module.check_mode)
             is_primary = result["was_primary"] or not module.check_mode
             result["branch"] = branch_point(conn) if is_primary else None
-            result["slots_created"] = ensure_slots(conn, module.params["keep_slots"], module.check_mode)
+            result["slots_created"] = ensure_physical_slots(conn, module.params["keep_slots"], module.check_mode)
             result["conf_files_removed"] = remove_conf_files(conn, module.params["remove_conf_files"],
                                                              module.check_mode)
             result["write_xid"] = write_check(conn) if is_primary else None

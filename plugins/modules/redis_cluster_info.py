@@ -237,10 +237,12 @@ check:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
-    cluster_report,
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_conn import (
     redis_argument_spec,
     run_in_session,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_report import (
+    cluster_report,
 )
 
 

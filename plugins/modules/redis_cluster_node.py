@@ -212,11 +212,13 @@ forgotten_by:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
-    add_node,
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_conn import (
     redis_argument_spec,
-    remove_node,
     run_in_session,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_nodes import (
+    add_node,
+    remove_node,
 )
 
 

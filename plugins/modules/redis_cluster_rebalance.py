@@ -281,10 +281,12 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
-    rebalance,
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_conn import (
     redis_argument_spec,
     run_in_session,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_mover import (
+    rebalance,
 )
 
 

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from ansible_collections.muejam.dbops.plugins.module_utils import files as f
 from ansible_collections.muejam.dbops.plugins.module_utils import pg_datadir as d
 
 CONTROLDATA = """pg_control version number:            1300
@@ -94,7 +95,7 @@ def test_installed_majors(tmp_path):
 def test_write_atomically_replaces_content_with_the_given_mode(tmp_path):
     target = tmp_path / "pg_hba.conf"
     target.write_text("old\n")
-    d.write_atomically(str(target), "new\n", 0o640)
+    f.write_atomically(str(target), "new\n", 0o640)
     assert target.read_text() == "new\n"
     assert target.stat().st_mode & 0o7777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["pg_hba.conf"]  # no temporary file left behind
@@ -165,7 +166,7 @@ def test_flush_tree_fsyncs_every_file_and_directory_following_pg_wal(tmp_path, m
     synced = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink("/proc/self/fd/%d" % fd)), real_fsync(fd)))
-    assert d.flush_tree(str(root)) == 4
+    assert f.flush_tree(str(root)) == 4
     assert {str(root / "base" / "1" / "1259"), str(root / "PG_VERSION"), str(root / "postgresql.conf"),
             str(tmp_path / "wal_elsewhere" / "000000010000000000000001")} <= set(synced)
     # directories after their files, the data directory's parent last
@@ -184,7 +185,7 @@ def test_flush_tree_skips_a_file_moved_away_meanwhile(tmp_path, monkeypatch):
         return real_open(path, flags, *args)
 
     monkeypatch.setattr(os, "open", moved)
-    assert d.flush_tree(str(root)) == 3
+    assert f.flush_tree(str(root)) == 3
 
 
 def test_flush_tree_raises_what_the_disk_says(tmp_path, monkeypatch):
@@ -196,7 +197,7 @@ def test_flush_tree_raises_what_the_disk_says(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", failing)
     with pytest.raises(OSError, match="Input/output error"):
-        d.flush_tree(str(root))
+        f.flush_tree(str(root))
 
 
 def test_flush_tree_passes_over_a_pipe_instead_of_waiting_on_it(tmp_path):
@@ -204,8 +205,20 @@ def test_flush_tree_passes_over_a_pipe_instead_of_waiting_on_it(tmp_path):
     _tree(root)
     os.mkfifo(root / "a_pipe")
     result = []
-    worker = threading.Thread(target=lambda: result.append(d.flush_tree(str(root))), daemon=True)
+    worker = threading.Thread(target=lambda: result.append(f.flush_tree(str(root))), daemon=True)
     worker.start()
     worker.join(timeout=10)
     assert not worker.is_alive(), "flush_tree waited on a pipe"
     assert result == [4]
+
+
+def test_make_dirs_owned_creates_missing_parents_with_the_owner_and_leaves_existing_ones(tmp_path):
+    owner = (os.getuid(), os.getgid())
+    existing = tmp_path / "lib"
+    existing.mkdir(mode=0o711)
+    target = existing / "15" / "main"
+    assert f.make_dirs_owned(str(target), 0o700, owner) == [str(existing / "15"), str(target)]
+    assert (os.stat(target).st_mode & 0o777, os.stat(existing / "15").st_mode & 0o777) == (0o700, 0o755)
+    assert (os.stat(existing / "15").st_uid, os.stat(existing / "15").st_gid) == owner
+    assert os.stat(existing).st_mode & 0o777 == 0o711
+    assert f.make_dirs_owned(str(target), 0o700, owner) == []

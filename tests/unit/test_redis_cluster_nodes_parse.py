@@ -5,20 +5,26 @@ from __future__ import annotations
 import pytest
 import redis
 
-from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
+from ansible_collections.muejam.dbops.plugins.module_utils.masking import (
     MASK,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_conn import (
+    client_kwargs,
+    explain_error,
+    redis_argument_spec,
+    refuse_unsafe_cluster,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_nodes import (
+    pick_master,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_topology import (
     RedisClusterError,
     build_topology,
     check_findings,
-    client_kwargs,
-    explain_error,
     open_slot_parties,
     parse_cluster_nodes,
     parse_info_text,
     parse_node_address,
-    pick_master,
-    redis_argument_spec,
-    refuse_unsafe_cluster,
     resolve_node,
     resolve_weights,
 )
@@ -222,6 +228,13 @@ def test_weights_by_id_prefix_and_address():
 def test_bad_weights_are_refused(weights, message):
     with pytest.raises(RedisClusterError, match=message.replace("(", r"\(").replace(".", r"\.")):
         resolve_weights(topology(), weights)
+
+
+def test_a_drained_master_that_became_a_replica_is_already_at_weight_zero():
+    # Redis 7 makes an emptied master a replica; a re-run of the same drain has nothing to do.
+    assert resolve_weights(topology(), {"172.20.0.2:7005": 0, M4: 0, M2: 1}) == {M4: 0.0, M2: 1.0}
+    with pytest.raises(RedisClusterError, match="is a replica"):
+        resolve_weights(topology(), {"172.20.0.2:7005": 0.5})
 
 
 def test_resolve_node_any_role():

@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster import (
-    RedisClusterError,
-    SlotFix,
-    decide_open_slot_fix,
-    migrate_command,
-)
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster_plan import (
     CLUSTER_SLOTS,
     PlanError,
@@ -18,6 +12,12 @@ from ansible_collections.muejam.dbops.plugins.module_utils.redis_cluster_plan im
     format_slot_ranges,
     plan_rebalance,
     slot_ranges,
+)
+from ansible_collections.muejam.dbops.plugins.module_utils.redis_topology import (
+    RedisClusterError,
+    SlotFix,
+    decide_open_slot_fix,
+    migrate_command,
 )
 
 # The layout `redis-cli --cluster create` gives three masters.

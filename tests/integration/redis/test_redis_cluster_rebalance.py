@@ -114,6 +114,13 @@ def test_weight_zero_drains_a_master(make_cluster, run):
     again = run("redis_cluster_rebalance", cluster.args())
     assert not again.failed, again.msg
     assert again.result["changed"] is False
+    # The same task again, weights and all (a playbook run twice): already drained, nothing to do,
+    # whether the node stayed an empty master or became a replica.
+    before = cluster.fingerprint()
+    same = run("redis_cluster_rebalance", cluster.args(weights={drained: 0}))
+    assert not same.failed, same.msg
+    assert same.result["changed"] is False and same.result["slots_moved"] == 0
+    assert cluster.fingerprint() == before
 
 
 def test_resumes_migrations_left_half_done(make_cluster, run):

@@ -113,13 +113,15 @@ def plan_failover(nodes: list[dict[str, Any]], old_primary: str, candidate: str 
 
     if candidate:
         chosen = by_name.get(candidate)
+        valid = "valid candidates (reachable standbys): %s" % ", ".join(n["name"] for n in standbys)
         if chosen is None:
-            raise FailoverRefused("candidate %s is not a PostgreSQL host of the inventory" % candidate)
+            raise FailoverRefused("candidate %s is not a PostgreSQL host of the inventory; %s" % (candidate, valid))
         if candidate == old_primary:
-            raise FailoverRefused("candidate %s is the old primary itself: name one of its replicas" % candidate)
+            raise FailoverRefused("candidate %s is the old primary itself: name one of its replicas; %s"
+                                  % (candidate, valid))
         if chosen not in standbys:
-            raise FailoverRefused("candidate %s is not a reachable standby (reachable: %s, role: %s)"
-                                  % (candidate, bool(chosen.get("reachable")), chosen.get("role")))
+            raise FailoverRefused("candidate %s is not a reachable standby (reachable: %s, role: %s); %s"
+                                  % (candidate, bool(chosen.get("reachable")), chosen.get("role"), valid))
     else:
         chosen = max(standbys, key=lambda n: (most_advanced_lsn(n) or -1, -_order(nodes, n)))
 

@@ -99,8 +99,9 @@ def test_rerun_naming_another_candidate_is_refused():
 def test_bad_candidates(candidate, message):
     nodes = [node("pg1", role="primary", current="0/1"), node("pg2", received="0/1"),
              node("pg3", reachable=False, role=None)]
-    with pytest.raises(FailoverRefused, match=message):
+    with pytest.raises(FailoverRefused, match=message) as refused:
         plan_failover(nodes, "pg1", candidate=candidate)
+    assert str(refused.value).endswith("valid candidates (reachable standbys): pg2")
 
 
 def test_old_primary_missing_from_inventory():

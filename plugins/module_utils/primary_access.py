@@ -143,11 +143,11 @@ def grant_replica_access(params: dict[str, Any], check_mode: bool) -> dict[str, 
         verdicts, problems = refusals(params, primary)
         if problems:
             raise PostgresError(" ".join(problems) + " Nothing was changed.")
-        changes = ensure_role(conn, params, check_mode)
+        changes = ensure_role(conn, params, check_mode) if params["manage_role"] else []
         hba_changes, reloaded, hba_file = ensure_hba(conn, params, check_mode)
         changes += hba_changes
         changes += ["slot %s created" % slot for slot in
-                    ensure_physical_slots(conn, [replica["slot"] for replica in params["replicas"]], check_mode)]
+                    ensure_physical_slots(conn, [r["slot"] for r in params["replicas"] if r["slot"]], check_mode)]
         restart_required = False
         if params["wal_log_hints"]:
             hint_changes, restart_required = ensure_wal_log_hints(conn, primary, check_mode)

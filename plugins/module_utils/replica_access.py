@@ -23,9 +23,9 @@ MARKER = "muejam.dbops.pg_replica"
 _SCRAM = re.compile(r"^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$")
 
 
-def hba_line(user: str, source: str, method: str, name: str) -> str:
-    """The pg_hba.conf line for one replica."""
-    return "host\treplication\t%s\t%s\t%s\t# %s %s" % (user, source, method, MARKER, name)
+def hba_line(user: str, source: str, method: str, name: str, database: str = "replication") -> str:
+    """The pg_hba.conf line for one replica (database C(replication) to stream; C(postgres) for pg_rewind)."""
+    return "host\t%s\t%s\t%s\t%s\t# %s %s" % (database, user, source, method, MARKER, name)
 
 
 def _owner(line: str) -> str | None:
@@ -43,7 +43,7 @@ def plan_hba(text: str, replicas: list[dict[str, str]], user: str, method: str) 
     lines = text.splitlines()
     changes: list[str] = []
     for replica in replicas:
-        wanted = hba_line(user, replica["source"], method, replica["name"])
+        wanted = hba_line(user, replica["source"], method, replica["name"], replica.get("database") or "replication")
         wanted_fields = _fields(wanted)
         owned = [i for i, line in enumerate(lines) if _owner(line) == replica["name"]]
         if any(_fields(lines[i]) == wanted_fields for i in owned):
@@ -55,7 +55,9 @@ def plan_hba(text: str, replicas: list[dict[str, str]], user: str, method: str) 
                            % (replica["name"], replica["source"], " ".join(_fields(lines[owned[0]]))))
             lines[owned[0]] = wanted
         else:
-            changes.append("pg_hba.conf: %s allowed to replicate from %s" % (replica["name"], replica["source"]))
+            changes.append("pg_hba.conf: %s allowed to %s from %s" % (
+                replica["name"], "replicate" if (replica.get("database") or "replication") == "replication"
+                else "connect to " + replica["database"], replica["source"]))
             lines.append(wanted)
     if not changes:
         return text, []

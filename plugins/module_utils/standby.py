@@ -24,9 +24,10 @@ def passfile_escape(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace(":", "\\:")
 
 
-def passfile_line(host: str, port: int, user: str, password: str) -> str:
-    """host:port:replication:user:password, the entry pg_basebackup and the WAL receiver read."""
-    return ":".join(passfile_escape(part) for part in (host, port, "replication", user, password)) + "\n"
+def passfile_line(host: str, port: int, user: str, password: str, database: str = "replication") -> str:
+    """host:port:database:user:password: with C(replication), the entry pg_basebackup and the WAL receiver read;
+    pg_rewind connects to a normal database (C(*) matches any)."""
+    return ":".join(passfile_escape(part) for part in (host, port, database, user, password)) + "\n"
 
 
 def conninfo_quote(value: Any) -> str:
@@ -37,11 +38,15 @@ def conninfo_quote(value: Any) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def format_conninfo(pairs: list[tuple[str, Any]]) -> str:
+    """key=value pairs as libpq parses them, each value quoted when it needs to be."""
+    return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in pairs)
+
+
 def primary_conninfo(host: str, port: int, user: str, passfile: str, application_name: str) -> str:
     """primary_conninfo without a password: the password lives in the passfile (mode 0600)."""
-    pairs = [("host", host), ("port", port), ("user", user), ("passfile", passfile),
-             ("application_name", application_name)]
-    return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in pairs)
+    return format_conninfo([("host", host), ("port", port), ("user", user), ("passfile", passfile),
+                            ("application_name", application_name)])
 
 
 def conf_quote(value: Any) -> str:

@@ -45,20 +45,34 @@ from ansible_collections.muejam.dbops.plugins.module_utils.standby import (
 )
 
 
-class Standby:
-    """One run of the module: read, decide, act (unless check mode), report."""
+def cluster_host_argument_spec(**extra: dict) -> dict:
+    """The options of a module working on a Debian cluster of this host (pg_standby, pg_rewind), plus ``extra``."""
+    spec = {
+        "pg_version": {"type": "int", "required": True},
+        "cluster_name": {"type": "str", "default": "main"},
+        "data_directory": {"type": "path"},
+        "port": {"type": "int", "default": 5432},
+        "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},
+    }
+    spec.update(extra)
+    return spec
 
-    def __init__(self, module: Any) -> None:
+
+class ClusterHost:
+    """A Debian cluster on this host, worked on by a module run as root: its paths, commands (as postgres when
+    asked), files written only when they differ, systemctl; the actions and time per command for the result.
+    Shared by pg_standby (Standby) and pg_rewind (module_utils/rewind.py)."""
+
+    def __init__(self, module: Any, major: int) -> None:
         self.module = module
         self.params = module.params
-        major, cluster = self.params["major"], self.params["cluster_name"]
+        cluster = self.params["cluster_name"]
         self.bindir = os.path.join(self.params["pg_lib_root"], str(major), "bin")
         self.datadir = (self.params["data_directory"] or "/var/lib/postgresql/%d/%s" % (major, cluster)).rstrip("/")
         self.confdir = "/etc/postgresql/%d/%s" % (major, cluster)
         self.service = "postgresql@%d-%s" % (major, cluster)
         self.actions: list[str] = []
         self.seconds: dict[str, float] = {}  # time spent per command, returned for progress reports and tuning
-        self.state_before = ABSENT
 
     def fail(self, msg: str, **extra) -> None:
         self.module.fail_json(msg=msg, actions=self.actions, seconds=self.seconds, **extra)
@@ -93,9 +107,21 @@ class Standby:
     def systemctl(self, *args: str, check: bool = True):
         return self.run(["systemctl", *args], check=check)
 
+    def is_masked(self) -> bool:
+        unused_rc, out, unused_err = self.systemctl("is-enabled", self.service, check=False)
+        return out.strip() == "masked"
+
     def running(self) -> bool:
         rc, unused_out, unused_err = self.systemctl("is-active", "--quiet", self.service, check=False)
         return rc == 0 or postmaster_running(self.datadir)
+
+
+class Standby(ClusterHost):
+    """One run of pg_standby: read, decide, act (unless check mode), report."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__(module, module.params["pg_version"])
+        self.state_before = ABSENT
 
     def clone(self) -> str | None:
         """Replace the data directory with a copy of the primary; returns where a forced directory went."""
@@ -149,7 +175,7 @@ class Standby:
         integrates the existing directory (it moves them to /etc/postgresql/<major>/<cluster> and sets
         data_directory, port, sockets, ssl and conf.d). Files the clone brought along are kept.
         """
-        major = self.params["major"]
+        major = self.params["pg_version"]
         sharedir = os.path.join(self.params["pg_share_root"], str(major))
         postgres = self.postgres_ids()
         settings = self.params["initial_settings"]
@@ -228,7 +254,7 @@ class Standby:
     def judge(self) -> tuple[str, str, str]:
         """(state, verdict, reason) of the data directory; fails (nothing changed) on a refusal."""
         params = self.params
-        major = params["major"]
+        major = params["pg_version"]
         installed = installed_majors(params["pg_lib_root"])
         if major not in installed:
             self.fail("PostgreSQL %d is not installed on this host (installed: %s): install postgresql-%d first. "

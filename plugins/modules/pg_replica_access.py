@@ -36,9 +36,14 @@ options:
     type: str
     default: replicator
   replication_password:
-    description: Its password (never logged; stored as SCRAM-SHA-256).
+    description: Its password (never logged; stored as SCRAM-SHA-256). Required unless O(manage_role=false).
     type: str
-    required: true
+  manage_role:
+    description:
+      - Create the role or set its attributes and password. V(false) leaves an existing role alone (for example
+        the superuser that C(pg_rewind) connects as) and only writes the pg_hba.conf lines and slots.
+    type: bool
+    default: true
   replicas:
     description: The replicas allowed to stream.
     type: list
@@ -54,9 +59,14 @@ options:
         type: str
         required: true
       slot:
-        description: Its physical replication slot.
+        description: Its physical replication slot; none when empty (an entry for C(pg_rewind) needs no slot).
         type: str
-        required: true
+      database:
+        description: >-
+          The database of its pg_hba.conf line: C(replication) to stream, C(postgres) for C(pg_rewind), which
+          connects to a normal database.
+        type: str
+        default: replication
       datadir:
         description:
           - What M(muejam.dbops.pg_datadir_info) returned on the replica (C(installed_majors) and C(candidates) are
@@ -162,11 +172,13 @@ def main() -> None:
     argument_spec = postgres_argument_spec()
     argument_spec.update(
         replication_user={"type": "str", "default": "replicator"},
-        replication_password={"type": "str", "required": True, "no_log": True},
+        replication_password={"type": "str", "no_log": True},
+        manage_role={"type": "bool", "default": True},
         replicas={"type": "list", "elements": "dict", "required": True, "options": {
             "name": {"type": "str", "required": True},
             "source": {"type": "str", "required": True},
-            "slot": {"type": "str", "required": True},
+            "slot": {"type": "str"},
+            "database": {"type": "str", "default": "replication"},
             "datadir": {"type": "dict"},
             "force": {"type": "bool", "default": False},
         }},
@@ -178,12 +190,12 @@ def main() -> None:
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2"))
     params = module.params
-    if not params["replication_password"]:
+    if params["manage_role"] and not params["replication_password"]:
         module.fail_json(msg="replication_password is empty: set the replication password (keep it in Ansible Vault)")
     try:
         result = grant_replica_access(params, module.check_mode)
     except PostgresError as exc:
-        module.fail_json(msg=scrub(str(exc), params["replication_password"]))
+        module.fail_json(msg=scrub(str(exc), params["replication_password"] or ""))
     module.exit_json(**result)
 
 

@@ -24,16 +24,19 @@ extends_documentation_fragment:
   - muejam.dbops.attributes
   - muejam.dbops.attributes.action
 options:
-  major:
-    description: PostgreSQL major version of the primary; it must be installed on this host.
+  pg_version:
+    description:
+      - PostgreSQL major version of the primary; it must be installed on this host.
+      - The alias C(major) is deprecated and will be removed in 0.5.0.
     type: int
     required: true
+    aliases: [major]
   cluster_name:
-    description: Debian cluster name (C(/etc/postgresql/<major>/<cluster_name>)).
+    description: Debian cluster name (C(/etc/postgresql/<pg_version>/<cluster_name>)).
     type: str
     default: main
   data_directory:
-    description: The standby's data directory. Default C(/var/lib/postgresql/<major>/<cluster_name>).
+    description: The standby's data directory. Default C(/var/lib/postgresql/<pg_version>/<cluster_name>).
     type: path
   port:
     description: Port of the standby (to check that it streams).
@@ -136,7 +139,7 @@ author:
 EXAMPLES = r"""
 - name: Follow the primary
   muejam.dbops.pg_standby:
-    major: 15
+    pg_version: 15
     primary_host: pg1
     replication_password: "{{ vault_replication_password }}"
     application_name: pg2
@@ -195,34 +198,32 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.muejam.dbops.plugins.module_utils.standby_setup import Standby
+from ansible_collections.muejam.dbops.plugins.module_utils.standby_setup import Standby, cluster_host_argument_spec
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "major": {"type": "int", "required": True},
-            "cluster_name": {"type": "str", "default": "main"},
-            "data_directory": {"type": "path"},
-            "port": {"type": "int", "default": 5432},
-            "primary_host": {"type": "str", "required": True},
-            "primary_port": {"type": "int", "default": 5432},
-            "replication_user": {"type": "str", "default": "replicator"},
-            "replication_password": {"type": "str", "required": True, "no_log": True},
-            "passfile": {"type": "path", "default": "/var/lib/postgresql/.pgpass_pg_replica"},
-            "application_name": {"type": "str", "required": True},
-            "slot_name": {"type": "str", "required": True},
-            "expected_system_identifier": {"type": "str", "required": True},
-            "force": {"type": "bool", "default": False},
-            "settings": {"type": "dict", "default": {}},
-            "wal_retrieve_retry_interval": {"type": "str", "default": "1s"},
-            "basebackup_extra_args": {"type": "list", "elements": "str", "default": []},
-            "wait_seconds": {"type": "int", "default": 300},
-            "wait_until": {"type": "str", "default": "streaming", "choices": ["streaming", "running"]},
-            "pg_lib_root": {"type": "path", "default": "/usr/lib/postgresql"},
-            "pg_share_root": {"type": "path", "default": "/usr/share/postgresql"},
-            "initial_settings": {"type": "dict", "default": {}},
-        },
+        argument_spec=cluster_host_argument_spec(
+            pg_version={"type": "int", "required": True, "aliases": ["major"],
+                        "deprecated_aliases": [{"name": "major", "version": "0.5.0",
+                                                "collection_name": "muejam.dbops"}]},
+            primary_host={"type": "str", "required": True},
+            primary_port={"type": "int", "default": 5432},
+            replication_user={"type": "str", "default": "replicator"},
+            replication_password={"type": "str", "required": True, "no_log": True},
+            passfile={"type": "path", "default": "/var/lib/postgresql/.pgpass_pg_replica"},
+            application_name={"type": "str", "required": True},
+            slot_name={"type": "str", "required": True},
+            expected_system_identifier={"type": "str", "required": True},
+            force={"type": "bool", "default": False},
+            settings={"type": "dict", "default": {}},
+            wal_retrieve_retry_interval={"type": "str", "default": "1s"},
+            basebackup_extra_args={"type": "list", "elements": "str", "default": []},
+            wait_seconds={"type": "int", "default": 300},
+            wait_until={"type": "str", "default": "streaming", "choices": ["streaming", "running"]},
+            pg_share_root={"type": "path", "default": "/usr/share/postgresql"},
+            initial_settings={"type": "dict", "default": {}},
+        ),
         supports_check_mode=True,
     )
     Standby(module).converge()

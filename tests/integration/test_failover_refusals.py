@@ -68,7 +68,7 @@ def test_split_brain_is_refused(pg_pair):
     promoted = run_module("pg_promote", pg_pair.conn_args("pg2")).result
     assert promoted["promoted"] is True
     before = {host: server_state(pg_pair, host) for host in ("pg1", "pg2")}
-    run = failover(pg_pair, "-e", "candidate=pg2")
+    run = failover(pg_pair, "-e", "failover_candidate=pg2")
     assert run.returncode != 0
     assert "split brain: pg1, pg2 all accept writes" in run.stdout
     assert {host: server_state(pg_pair, host) for host in ("pg1", "pg2")} == before

@@ -55,6 +55,11 @@ def docker_exec(host: str, *cmd: str) -> str:
     return proc.stdout
 
 
+def docker_exec_rc(host: str, *cmd: str) -> int:
+    return subprocess.run(["docker", "exec", "%s-%s" % (PREFIX, host), *cmd], capture_output=True,
+                          check=False, timeout=90).returncode
+
+
 def snapshot(*hosts: str) -> dict[str, str]:
     return {host: docker_exec(host, "bash", "-c", SNAPSHOT) for host in hosts}
 
@@ -99,13 +104,29 @@ def test_replica_is_the_primary(ar_lab, tmp_path):
     assert snapshot("pg1", "app") == before
 
 
-def test_unreachable_host(ar_lab, tmp_path):
-    """redis7 is in the inventory but has no container in this lab."""
+def test_host_outside_the_postgres_group(ar_lab, tmp_path):
+    """redis7 is in the inventory, but not a PostgreSQL host: refused before any play."""
     before = snapshot("pg1", "pg2", "app")
     run = add_replica(tmp_path, "-e", "replica=redis7")
-    assert_refused(run, "UNREACHABLE")
-    assert "redis7" in run.stdout
+    assert_refused(run, "-e replica=redis7 selects redis7, not in the inventory group postgres", "Nothing was changed")
     assert snapshot("pg1", "pg2", "app") == before
+
+
+def test_unreachable_host(ar_lab, tmp_path):
+    """pg2's container is stopped: the host does not answer."""
+    before = snapshot("pg1", "app")
+    subprocess.run(["docker", "stop", PREFIX + "-pg2"], check=True, capture_output=True)
+    try:
+        run = add_replica(tmp_path, "-e", "replica=pg2")
+    finally:
+        subprocess.run(["docker", "start", PREFIX + "-pg2"], check=True, capture_output=True)
+        deadline = time.monotonic() + 60  # the next tests use pg2: wait until its systemd has booted
+        while docker_exec_rc("pg2", "systemctl", "is-system-running", "--wait") not in (0, 1):
+            assert time.monotonic() < deadline, "pg2 did not boot again"
+            time.sleep(1)
+    assert_refused(run, "UNREACHABLE")
+    assert "pg2" in run.stdout
+    assert snapshot("pg1", "app") == before
 
 
 def test_version_mismatch(ar_lab, tmp_path):

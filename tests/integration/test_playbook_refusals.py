@@ -75,7 +75,7 @@ def snapshots(plab: PgLab) -> dict:
     ("playbooks/rejoin.yml", [], "Name the hosts: -e rejoin=<host>"),
     ("playbooks/restore.yml", ["-e", "restore_host=nosuchhost", "-e", "source_prefix=postgresql/pg1"],
      "-e restore_host=nosuchhost matches no host"),
-    ("playbooks/backup.yml", ["-e", "target=pg9"], "-e target=pg9 matches no host"),
+    ("playbooks/backup.yml", ["-e", "backup_hosts=pg9"], "-e backup_hosts=pg9 matches no host"),
     ("playbooks/scale_redis_cluster.yml", ["-e", "add_masters=nosuchhost"], "-e add_masters=nosuchhost matches no"),
     ("playbooks/add_replica.yml", ["-e", "replica=s3"], "-e replica=s3 selects s3, not in the inventory group"),
 ])
@@ -102,12 +102,21 @@ def test_a_postgres_host_is_not_made_a_redis_master(plab):
 
 def test_failover_lists_the_valid_candidates(plab):
     before = snapshots(plab)
-    done = run("playbooks/failover.yml", "-e", "candidate=redis1", limit="pg1,pg2")
+    done = run("playbooks/failover.yml", "-e", "failover_candidate=redis1", limit="pg1,pg2")
     assert done.returncode != 0
     out = " ".join(done.stdout.split())
     assert ("candidate redis1 is not a PostgreSQL host of the inventory; "
             "valid candidates (reachable standbys): pg2") in out, out[-3000:]
     assert snapshots(plab) == before
+
+
+def test_an_old_extra_var_name_still_works_with_a_deprecation_warning(plab):
+    # target (now backup_hosts): the same refusal, and Ansible's deprecation warning naming the new variable.
+    done = run("playbooks/backup.yml", "-e", "target=pg9")
+    assert done.returncode != 0
+    assert "-e backup_hosts=pg9 matches no host" in " ".join(done.stdout.split())
+    warnings = " ".join((done.stdout + done.stderr).split())
+    assert "[DEPRECATION WARNING]: target is deprecated: set backup_hosts instead" in warnings, warnings[-2000:]
 
 
 def archiver(plab: PgLab) -> tuple[int, int]:

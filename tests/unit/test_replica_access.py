@@ -59,3 +59,14 @@ def test_plan_hba_leaves_an_equal_rule_written_by_someone_else():
     # A commented-out rule does not count.
     commented = HBA + "# host replication replicator 172.18.0.3/32 scram-sha-256\n"
     assert ra.plan_hba(commented, [PG2], "replicator", "scram-sha-256")[1]
+
+
+def test_plan_hba_writes_a_pg_rewind_line_for_database_postgres_beside_the_replication_one():
+    rewind = {"name": "pg2-rewind", "source": "172.18.0.3/32", "database": "postgres"}
+    new, changes = ra.plan_hba(HBA, [PG2], "replicator", "scram-sha-256")
+    new, changes = ra.plan_hba(new, [rewind], "postgres", "scram-sha-256")
+    assert new.splitlines()[-1].split("#")[0].split() == ["host", "postgres", "postgres", "172.18.0.3/32",
+                                                          "scram-sha-256"]
+    assert changes == ["pg_hba.conf: pg2-rewind allowed to connect to postgres from 172.18.0.3/32"]
+    assert new.count("172.18.0.3/32") == 2
+    assert ra.plan_hba(new, [rewind], "postgres", "scram-sha-256") == (new, [])

@@ -41,3 +41,18 @@ def test_action_groups_hold_every_module_with_the_shared_connection_options():
         modules = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")
                          if re.search(r"^\s*- %s$" % re.escape(fragment), p.read_text(), re.M))
         assert sorted(groups[group]) == modules
+
+
+def test_modules_stay_thin():
+    """A module is its argument spec, a call into module_utils and the exit: at most 250 lines besides its docs."""
+    import ast
+
+    sizes = {}
+    for path in sorted((ROOT / "plugins" / "modules").glob("*.py")):
+        text = path.read_text()
+        docs = sum(node.end_lineno - node.lineno + 1 for node in ast.parse(text).body
+                   if isinstance(node, ast.Assign)
+                   and any(getattr(t, "id", "") in ("DOCUMENTATION", "EXAMPLES", "RETURN") for t in node.targets))
+        sizes[path.name] = len(text.splitlines()) - docs
+    assert {name: n for name, n in sizes.items() if n > 250} == {}
+    assert len(sizes) >= 13

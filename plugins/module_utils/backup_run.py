@@ -134,12 +134,12 @@ def do_restore(params: dict, check_mode: bool, client, target: S3Target) -> dict
             return {"changed": True, "would": "restore %s of backup %s into %s" % (source, manifest["id"], into)}
         restore_logical(client, target, manifest, source, into, pg_env(params), params["pg_bindir"])
     else:
-        if not params["restore_data_dir"]:
-            raise BackupError("restore_data_dir is required to restore a base backup")
+        if not params["restore_data_directory"]:
+            raise BackupError("restore_data_directory is required to restore a base backup")
         if check_mode:
             return {"changed": True, "would": "unpack base backup %s into %s" % (manifest["id"],
-                                                                                 params["restore_data_dir"])}
-        restore_base(client, target, manifest, params["restore_data_dir"])
+                                                                                 params["restore_data_directory"])}
+        restore_base(client, target, manifest, params["restore_data_directory"])
     return {"changed": True, "backup": manifest}
 
 

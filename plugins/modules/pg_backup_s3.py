@@ -162,9 +162,10 @@ options:
       - With O(mode=restore) of a logical backup, the database to restore into.
       - Created when missing; refused when it has tables.
     type: str
-  restore_data_dir:
+  restore_data_directory:
     description: With O(mode=restore) of a base backup, the directory to unpack into. It must be missing or empty.
     type: path
+    aliases: [restore_data_dir]
   recovery_target_time:
     description:
       - With O(mode=restore) of a base backup and no O(backup_id), pick the newest base backup that
@@ -356,7 +357,8 @@ def argument_spec() -> dict:
         retention_min_backups={"type": "int", "default": 3},
         restore_database={"type": "str"},
         restore_target_db={"type": "str"},
-        restore_data_dir={"type": "path"},
+        restore_data_directory={"type": "path", "aliases": ["restore_data_dir"], "deprecated_aliases": [
+            {"name": "restore_data_dir", "version": "0.5.0", "collection_name": "muejam.dbops"}]},
         recovery_target_time={"type": "str"},
         pg_bindir={"type": "path", "default": ""},
     )

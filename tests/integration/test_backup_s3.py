@@ -237,14 +237,14 @@ def test_base_backup_restore_and_target_before_oldest_base(blab, tmp_path):
     assert manifest["start_wal"].startswith("00000001") and manifest["timeline"] == 1
 
     too_early = blab.args(bucket, mode="restore", kind="base", recovery_target_time="2001-01-01T00:00:00Z",
-                          restore_data_dir=str(tmp_path / "early"))
+                          restore_data_directory=str(tmp_path / "early"))
     early = run_module("pg_backup_s3", too_early)
     assert early.failed
     assert "before the end of the oldest base backup" in early.result["msg"]
     assert not (tmp_path / "early").exists()
 
     data_dir = tmp_path / "data"
-    unpack = blab.args(bucket, mode="restore", kind="base", restore_data_dir=str(data_dir))
+    unpack = blab.args(bucket, mode="restore", kind="base", restore_data_directory=str(data_dir))
     restored = run_module("pg_backup_s3", unpack)
     assert not restored.failed, restored.result
     assert (data_dir / "PG_VERSION").read_text().strip() == "15"

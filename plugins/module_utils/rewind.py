@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 from ansible_collections.muejam.dbops.plugins.module_utils.masking import scrub
-from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import controldata_reader, read_datadir_facts
 from ansible_collections.muejam.dbops.plugins.module_utils.standby import format_conninfo, passfile_line
 from ansible_collections.muejam.dbops.plugins.module_utils.standby_setup import ClusterHost
 
@@ -48,11 +47,13 @@ class Rewind(ClusterHost):
 
     def __init__(self, module: Any) -> None:
         super().__init__(module, module.params["pg_version"])
-        self.major = module.params["pg_version"]
 
     def converge(self) -> None:
         params = self.params
         facts = self.read_facts()
+        if facts["pg_version"] != params["pg_version"]:
+            self.fail("%s holds no PostgreSQL %d cluster (PG_VERSION: %s): nothing to rewind. Nothing was changed."
+                      % (self.datadir, params["pg_version"], facts["pg_version"]))
         if self.is_masked():
             self.actions.append("unmasked " + self.service)
             if not self.module.check_mode:
@@ -80,16 +81,6 @@ class Rewind(ClusterHost):
         else:
             self.write_file(os.path.join(self.datadir, "standby.signal"), "", 0o600, "standby.signal")
         self.exit(verdict=verdict, output=output, moved_aside=moved)
-
-    def read_facts(self) -> dict[str, Any]:
-        try:
-            facts = read_datadir_facts(self.datadir, controldata_reader(self.module, self.params["pg_lib_root"]))
-        except (OSError, ValueError) as exc:
-            self.fail("Could not read the data directory %s: %s. Nothing was changed." % (self.datadir, exc))
-        if facts["pg_version"] != self.major:
-            self.fail("%s holds no PostgreSQL %d cluster (PG_VERSION: %s): nothing to rewind. Nothing was changed."
-                      % (self.datadir, self.major, facts["pg_version"]))
-        return facts
 
     def stop(self) -> None:
         self.actions.append("stopped " + self.service)

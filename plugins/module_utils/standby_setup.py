@@ -107,6 +107,14 @@ class ClusterHost:
     def systemctl(self, *args: str, check: bool = True):
         return self.run(["systemctl", *args], check=check)
 
+    def read_facts(self) -> dict[str, Any]:
+        """What the data directory holds (pg_datadir.read_datadir_facts); fails, nothing changed, when unreadable."""
+        try:
+            return read_datadir_facts(self.datadir, controldata_reader(self.module, self.params["pg_lib_root"]))
+        except (OSError, ValueError) as exc:
+            self.fail("Could not read the data directory %s: %s. Nothing was changed." % (self.datadir, exc))
+            raise  # fail_json exits; this line is never reached
+
     def is_masked(self) -> bool:
         unused_rc, out, unused_err = self.systemctl("is-enabled", self.service, check=False)
         return out.strip() == "masked"
@@ -259,10 +267,7 @@ class Standby(ClusterHost):
         if major not in installed:
             self.fail("PostgreSQL %d is not installed on this host (installed: %s): install postgresql-%d first. "
                       "Nothing was changed." % (major, ", ".join(map(str, installed)) or "none", major))
-        try:
-            facts = read_datadir_facts(self.datadir, controldata_reader(self.module, params["pg_lib_root"]))
-        except (OSError, ValueError) as exc:
-            self.fail("Could not read the data directory %s: %s. Nothing was changed." % (self.datadir, exc))
+        facts = self.read_facts()
         state = classify(facts, params["expected_system_identifier"], major)
         self.state_before = state
         verdict, reason = decide(state, params["force"], self.datadir)

@@ -74,6 +74,50 @@ SELECT status, received_tli, sender_host, sender_port, conninfo, slot_name,
 """
 
 
+# WAL archiving, on every server (archive_mode and archive_command are set ahead of a promotion on
+# standbys); archive_library exists from 15 on (missing_ok: NULL before).
+_ARCHIVER_SQL = """
+SELECT current_setting('archive_mode') AS archive_mode,
+       current_setting('archive_command') AS archive_command,
+       current_setting('archive_library', true) AS archive_library,
+       archived_count, last_archived_wal,
+       to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last_archived_time,
+       failed_count, last_failed_wal,
+       to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS last_failed_time,
+       last_failed_time > COALESCE(last_archived_time, '-infinity') AS failing
+  FROM pg_stat_archiver
+"""
+
+
+def read_archiving(conn: Any) -> dict[str, Any]:
+    """The server's WAL archiving: its settings and pg_stat_archiver's counters (times in UTC, ISO 8601)."""
+    row = query_one(conn, _ARCHIVER_SQL)
+    command = (row["archive_command"] or "").strip()
+    configured = bool(command and command != "(disabled)") or bool(row["archive_library"])
+    row["archives"] = row["archive_mode"] != "off" and configured
+    row["failing"] = bool(row["failing"])
+    return row
+
+
+def archiving_problems(state: dict[str, Any], expect_archiving: bool) -> list[str]:
+    """A primary whose WAL goes nowhere (when archiving is expected) or whose archive_command fails."""
+    archiving = state.get("archiving")
+    if state["role"] != "primary" or not archiving:
+        return []
+    if not archiving["archives"]:
+        if not expect_archiving:
+            return []
+        return ["the primary does not archive WAL (archive_mode=%s): its backups and point-in-time recovery stopped "
+                "here; run playbooks/backup.yml -e backup_hosts=<this host> (a failover does it for the new primary)"
+                % archiving["archive_mode"]]
+    if archiving["failing"]:
+        return ["WAL archiving fails (%d failures, the last on %s at %s; last success: %s): check the bucket and "
+                "credentials in /etc/muejam-dbops/backup.json and the server log"
+                % (archiving["failed_count"], archiving["last_failed_wal"], archiving["last_failed_time"],
+                   archiving["last_archived_time"] or "never")]
+    return []
+
+
 def is_in_recovery(conn: Any) -> bool:
     """True on a standby (or a server restoring from archive)."""
     return bool(query_one(conn, "SELECT pg_is_in_recovery() AS r")["r"])
@@ -139,6 +183,9 @@ def read_replication_state(conn: Any) -> dict[str, Any]:
     state["server_version_num"] = int(conn.server_version)
     state["server_version"] = query_one(conn, "SHOW server_version")["server_version"].split()[0]
     state["streaming_replicas"] = sum(1 for s in state["replicas"] if s["state"] == "streaming")
+    state["archiving"] = read_archiving(conn)
+    # Set by role pg_restore on a server restored from S3: not a member of the replication cluster.
+    state["detached"] = query_one(conn, "SELECT current_setting('dbops.detached', true) AS d")["d"] or None
     return state
 
 
@@ -161,9 +208,9 @@ def find_problems(state: dict[str, Any], thresholds: dict[str, Any]) -> list[str
     """Everything in a replication state that breaks the given thresholds, as readable sentences.
 
     thresholds keys (None means not checked): expected_role, max_lag_seconds, max_lag_bytes,
-    min_streaming_replicas, max_slot_retained_bytes.
+    min_streaming_replicas, max_slot_retained_bytes, expect_archiving (a primary must archive WAL).
     """
-    problems: list[str] = []
+    problems: list[str] = archiving_problems(state, bool(thresholds.get("expect_archiving")))
     expected = thresholds.get("expected_role")
     if expected and expected != "any" and state["role"] != expected:
         problems.append("server is a %s, expected a %s" % (state["role"], expected))

@@ -16,6 +16,8 @@ from typing import Any
 # applies primary_conninfo and primary_slot_name since PostgreSQL 13).
 RESTART_CONF = "50-pg_replica.conf"
 UPSTREAM_CONF = "51-pg_replica-upstream.conf"
+# Left by role pg_restore on a server restored from S3 (dbops.detached): removed when it becomes a standby.
+DETACHED_CONF = "70-dbops-detached.conf"
 HEADER = "# Managed by muejam.dbops (pg_replica): %s. Changes here are overwritten.\n"
 
 

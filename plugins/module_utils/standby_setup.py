@@ -33,6 +33,7 @@ from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import (
     read_datadir_facts,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.standby import (
+    DETACHED_CONF,
     RESTART_CONF,
     UPSTREAM_CONF,
     initial_pg_hba_conf,
@@ -284,6 +285,11 @@ class Standby(ClusterHost):
             self.write_file(signal, "", 0o600, "standby.signal")
         conninfo = primary_conninfo(params["primary_host"], params["primary_port"], params["replication_user"],
                                     params["passfile"], params["application_name"])
+        detached = os.path.join(conf_d, DETACHED_CONF)
+        if os.path.exists(detached):  # a server restored by pg_restore rejoins the cluster as this standby
+            self.actions.append("removed " + DETACHED_CONF)
+            if not self.module.check_mode:
+                os.unlink(detached)
         restart_changed = self.write_file(os.path.join(conf_d, RESTART_CONF), restart_conf(params["settings"]),
                                           0o644, RESTART_CONF)
         reload_changed = self.write_file(os.path.join(conf_d, UPSTREAM_CONF),

@@ -43,6 +43,13 @@ options:
       - WAL retained by a replication slot above which the slot is reported (an abandoned slot fills the disk).
         Not checked when unset.
     type: int
+  expect_archiving:
+    description:
+      - On a primary, report a problem when it does not archive WAL (C(archive_mode=off) or no archive command)
+        - its backups and point-in-time recovery stopped there, for example after a failover to a server that was
+        never set up for backups. Failing archiving (the last attempt failed) is reported whatever this says.
+    type: bool
+    default: false
   fail_on_unhealthy:
     description: Fail the task when any problem is found, listing them in the message.
     type: bool
@@ -228,6 +235,43 @@ standby:
     lag_seconds:
       description: Replay lag in seconds; 0 when everything received has been replayed.
       type: float
+archiving:
+  description: The server's WAL archiving (on a standby it shows what the server will do once promoted).
+  returned: success
+  type: dict
+  contains:
+    archive_mode:
+      description: C(off), C(on) or C(always).
+      type: str
+    archives:
+      description: Whether WAL leaves the server (C(archive_mode) is not C(off) and a command or library is set).
+      type: bool
+    archived_count:
+      description: WAL files archived since the statistics were reset.
+      type: int
+    last_archived_wal:
+      description: The last WAL file archived.
+      type: str
+    last_archived_time:
+      description: When, in UTC (ISO 8601).
+      type: str
+    failed_count:
+      description: Failed attempts since the statistics were reset.
+      type: int
+    last_failed_time:
+      description: The last failed attempt, in UTC (ISO 8601).
+      type: str
+    failing:
+      description: The last attempt failed (later than the last success).
+      type: bool
+  sample: {archive_mode: "on", archives: true, archived_count: 12, failing: false}
+detached:
+  description:
+    - Why this server is not a member of the replication cluster (C(dbops.detached), set by role
+      M(muejam.dbops.pg_restore) on a server restored from S3), or null.
+  returned: success
+  type: str
+  sample: restored from s3://backups/postgresql/pg1 to 2026-02-17T10:30:00Z
 healthy:
   description: True when no problem was found against the thresholds.
   returned: success
@@ -294,6 +338,7 @@ def main() -> None:
         min_streaming_replicas={"type": "int"},
         max_slot_retained_bytes={"type": "int"},
         fail_on_unhealthy={"type": "bool", "default": False},
+        expect_archiving={"type": "bool", "default": False},
         compare_lsn={"type": "str"},
         wait_for={"type": "list", "elements": "str", "default": []},
         wait_seconds={"type": "int", "default": 0},

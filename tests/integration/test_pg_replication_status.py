@@ -152,3 +152,17 @@ def test_psycopg2_missing(tmp_path):
                      {"login_host": "127.0.0.1", "login_password": LAB_PASSWORD},
                      env={"PYTHONPATH": "%s:%s" % (tmp_path, ROOT / ".collections")})
     assert_clean_failure(run, "Failed to import the required Python library (psycopg2)")
+
+
+def test_archiving_reported_and_expected(pg_lab):
+    """The lab's primary does not archive: reported in archiving, a problem only with expect_archiving."""
+    plain = status(pg_lab).result
+    assert plain["archiving"]["archive_mode"] == "off"
+    assert plain["archiving"]["archives"] is False and plain["archiving"]["failing"] is False
+    assert plain["detached"] is None
+    assert not [p for p in plain["problems"] if "archive" in p]
+    expected = status(pg_lab, expect_archiving=True).result
+    assert expected["healthy"] is False
+    assert [p for p in expected["problems"] if p.startswith("the primary does not archive WAL (archive_mode=off)")]
+    standby = status(pg_lab, "pg2", expect_archiving=True).result
+    assert standby["role"] == "standby" and not [p for p in standby["problems"] if "archive" in p]

@@ -188,3 +188,28 @@ def test_a_replica_named_as_leaving_the_cluster_is_taken_out_then_restored(plab)
     assert plab.sql("pg1", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pg2'")[0][0] == 0
     assert sh("pg2", "su postgres -c \"psql -XAtc 'SELECT pg_is_in_recovery()'\"").strip() == "f"
     assert sh("pg2", "ls /etc/postgresql/15/main/conf.d/").split().count("51-pg_replica-upstream.conf") == 0
+
+
+def test_a_second_writable_server_without_the_detached_mark_stops_the_runs(plab):
+    # pg3 was recovered to a point in time above: writable on a timeline of its own, marked dbops.detached by
+    # pg_restore. Without the mark it is a second writable server that nothing tells apart from a former primary
+    # (this lab has no application host): the runs stop before anything changes, the report calls it critical.
+    assert "70-dbops-detached.conf" in sh("pg3", "ls /etc/postgresql/15/main/conf.d/").split()
+    mark = "/etc/postgresql/15/main/conf.d/70-dbops-detached.conf"
+    sh("pg3", "mv %s /root/ && systemctl reload postgresql@15-main" % mark)
+    try:
+        before = snapshots(plab)
+        for path, extra in (("playbooks/backup.yml", ["-e", "backup_now=true"]),
+                            ("playbooks/replication_status.yml", ["-e", "replication_status_fail=true"])):
+            result = run(path, *extra)
+            out = " ".join(result.stdout.split())
+            assert result.returncode != 0, out[-3000:]
+            assert "CRITICAL: 2 servers accept writes: pg1 (timeline 1), pg3 (timeline " in out, out[-3000:]
+            assert "The application's primary is not known" in out
+            assert "Fencing" not in out
+        assert snapshots(plab) == before
+    finally:
+        sh("pg3", "mv /root/70-dbops-detached.conf %s && systemctl reload postgresql@15-main" % mark)
+    again = run("playbooks/replication_status.yml", "-e", "replication_status_fail=false")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "CRITICAL" not in again.stdout

@@ -105,3 +105,26 @@ def test_a_standby_waited_for_that_never_connected_is_a_problem():
     assert absent_standbys(primary_state(), ["pg4"], 300.2) == [
         "standby pg4 is not connected (waited 300 s): check that it runs and can reach this server "
         "(its log, this server's pg_hba.conf, its slot)"]
+
+
+ARCHIVING_OFF = {"archive_mode": "off", "archives": False, "failing": False, "failed_count": 0}
+ARCHIVING_FAILS = {"archive_mode": "on", "archives": True, "failing": True, "failed_count": 7,
+                   "last_failed_wal": "000000020000000000000005", "last_failed_time": "2026-12-02T23:00:00Z",
+                   "last_archived_time": "2026-12-02T22:00:00Z"}
+
+
+def test_primary_not_archiving_is_a_problem_only_when_expected():
+    assert find_problems(primary_state(archiving=ARCHIVING_OFF), {}) == []
+    [problem] = find_problems(primary_state(archiving=ARCHIVING_OFF), {"expect_archiving": True})
+    assert problem.startswith("the primary does not archive WAL (archive_mode=off)")
+    assert "playbooks/backup.yml" in problem
+
+
+def test_standby_not_archiving_is_no_problem():
+    assert find_problems(dict(standby_state(), archiving=ARCHIVING_OFF), {"expect_archiving": True}) == []
+
+
+def test_failing_archiving_is_always_a_problem():
+    [problem] = find_problems(primary_state(archiving=ARCHIVING_FAILS), {})
+    assert "WAL archiving fails (7 failures, the last on 000000020000000000000005 at 2026-12-02T23:00:00Z" in problem
+    assert "last success: 2026-12-02T22:00:00Z" in problem

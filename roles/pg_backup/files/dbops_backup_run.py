@@ -67,6 +67,21 @@ def write_metrics(path: str, values: dict[tuple[str, str], str]) -> None:
     os.replace(partial, path)
 
 
+def in_recovery(params: dict) -> bool:
+    """True on a standby: the timer is installed on standbys too (ready for a promotion), and only the
+    primary backs up. A server that does not answer is not a standby: the backup then fails and says why."""
+    try:
+        conn = psycopg2.connect(host=params["login_unix_socket"], port=params["login_port"], dbname="postgres")
+    except psycopg2.Error:
+        return False
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT pg_is_in_recovery()")
+        return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
 def main(argv: list[str]) -> int:
     config = load_config(argv[0] if argv else os.environ.get("DBOPS_BACKUP_CONFIG", DEFAULT_CONFIG))
     target = target_from(config)
@@ -77,6 +92,11 @@ def main(argv: list[str]) -> int:
     params = {"login_unix_socket": config.get("socket_dir", "/var/run/postgresql"),
               "login_port": config.get("port", 5432), "login_db": "postgres"}
     metrics_path = config["metrics_file"]
+    if in_recovery(params):
+        # A former primary's last figures would keep its backup-age alert firing for a series that moved on.
+        write_metrics(metrics_path, {})
+        print("dbops backup: this server is a standby; the primary takes the backups (nothing to do)")
+        return 0
     values = read_metrics(metrics_path)
     failed = False
     for job in config["jobs"]:

@@ -7,7 +7,7 @@
     lab/lab.py status [--prefix dbops]
 
 Each lab host is a container named <prefix>-<host> on the network <prefix>-net, reachable inside
-that network by its short name (pg1, redis3, s3, app). The inventory in inventories/lab/ reaches
+that network by its short name (pg1, redis3, s3, app, mon). The inventory in inventories/lab/ reaches
 them with the community.docker.docker_api connection. Only standard library: it runs before the venv.
 """
 
@@ -27,7 +27,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SUITES = {"bullseye": 13, "bookworm": 15, "trixie": 17}
 LAB_HOSTS = ["pg1", "pg2", "pg3", "redis1", "redis2", "redis3", "redis4", "redis5", "redis6",
-             "redis7", "redis8", "s3", "app"]
+             "redis7", "redis8", "s3", "app", "mon"]
+# The application stand-in and the monitoring host do not depend on the PostgreSQL version under
+# test: they always run the bookworm image (its redis-py has the cluster client the cache uses).
+SUITE_INDEPENDENT_HOSTS = {"app", "mon"}
 SYSTEMD_RUN_ARGS = [
     "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
@@ -123,10 +126,19 @@ def address_of(name: str, network: str) -> str:
 
 
 def up(prefix: str, suite: str, hosts: list[str]) -> dict[str, str]:
-    lab_image = build_lab_image(suite)
-    s3_image = build_s3_image() if "s3" in hosts else None
+    by_suite: dict[str, str] = {}
+
+    def image_of(host: str) -> str:
+        if host == "s3":
+            return build_s3_image()
+        wanted = "bookworm" if host in SUITE_INDEPENDENT_HOSTS else suite
+        if wanted not in by_suite:
+            by_suite[wanted] = build_lab_image(wanted)
+        return by_suite[wanted]
+
+    images = {h: image_of(h) for h in hosts}
     ensure_network(prefix + "-net")
-    names = [start_host(prefix, h, s3_image if h == "s3" else lab_image) for h in hosts]
+    names = [start_host(prefix, h, images[h]) for h in hosts]
     wait_for_systemd(names)
     if "s3" in hosts:
         wait_for_s3(prefix + "-s3")

@@ -18,6 +18,11 @@ mkdir -p /etc/systemd/system/redis-server.service.d
 printf '[Service]\nPrivateUsers=no\n' > /etc/systemd/system/redis-server.service.d/container.conf
 # The default single redis-server is not what the lab wants; roles start their own instances.
 systemctl disable redis-server >/dev/null 2>&1 || true
+# Monitoring packages are in the image for every host; roles/monitoring enables what a host runs.
+for unit in prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter \
+            prometheus-node-exporter; do
+  systemctl disable "$unit" >/dev/null 2>&1 || true
+done
 # systemd units that make no sense in a container.
 for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
             systemd-modules-load.service sys-kernel-config.mount getty.target console-getty.service \

@@ -50,10 +50,12 @@ def ensure_wal_log_hints(conn, settings: dict, check_mode: bool) -> tuple[list[s
     return ["wal_log_hints turned on (no data checksums; takes effect at the next restart)"], True
 
 
-def ensure_hba(conn, params, check_mode: bool) -> tuple[list[str], bool, str]:
+def ensure_hba(conn, params, check_mode: bool) -> tuple[list[str], bool, str, str | None]:
+    """(changes, reloaded, hba_file, the file's text with the changes): a new replica starts from that
+    text, so it accepts the logins its primary accepts (the application's above all) if it is promoted."""
     hba_file = query_one(conn, "SELECT current_setting('hba_file') AS f")["f"]
     if not params["replicas"]:
-        return [], False, hba_file
+        return [], False, hba_file, None
     try:
         with open(hba_file, encoding="utf-8") as handle:
             old = handle.read()
@@ -62,7 +64,7 @@ def ensure_hba(conn, params, check_mode: bool) -> tuple[list[str], bool, str]:
                             % (hba_file, exc)) from None
     new, changes = plan_hba(old, params["replicas"], params["replication_user"], params["method"])
     if not changes or check_mode:
-        return changes, False, hba_file
+        return changes, False, hba_file, new
     try:
         write_atomically(hba_file, new, os.stat(hba_file).st_mode & 0o7777)
     except OSError as exc:
@@ -75,7 +77,7 @@ def ensure_hba(conn, params, check_mode: bool) -> tuple[list[str], bool, str]:
         raise PostgresError("PostgreSQL rejects %s after the edit (%s); the previous file was put back and "
                             "reloaded. Check the replicas' addresses." % (
                                 hba_file, "; ".join("line %s: %s" % (e["line_number"], e["error"]) for e in errors)))
-    return changes, True, hba_file
+    return changes, True, hba_file, new
 
 
 def ensure_physical_slots(conn, names: list[str], check_mode: bool) -> list[str]:
@@ -144,7 +146,7 @@ def grant_replica_access(params: dict[str, Any], check_mode: bool) -> dict[str, 
         if problems:
             raise PostgresError(" ".join(problems) + " Nothing was changed.")
         changes = ensure_role(conn, params, check_mode) if params["manage_role"] else []
-        hba_changes, reloaded, hba_file = ensure_hba(conn, params, check_mode)
+        hba_changes, reloaded, hba_file, hba_content = ensure_hba(conn, params, check_mode)
         changes += hba_changes
         changes += ["slot %s created" % slot for slot in
                     ensure_physical_slots(conn, [r["slot"] for r in params["replicas"] if r["slot"]], check_mode)]
@@ -156,7 +158,8 @@ def grant_replica_access(params: dict[str, Any], check_mode: bool) -> dict[str, 
         conn.close()
     summary = {"version_num": primary["version_num"], "major": primary["major"],
                "system_identifier": primary["system_identifier"], "data_checksums": primary["checksums"],
-               "wal_log_hints": primary["hints"], "initial_settings": primary["initial_settings"] or {}}
+               "wal_log_hints": primary["hints"], "initial_settings": primary["initial_settings"] or {},
+               "hba_content": hba_content}
     return {"changed": bool(changes), "changes": changes, "reloaded": reloaded, "hba_file": hba_file,
             "primary": summary, "replicas": verdicts, "data_checksums": primary["checksums"],
             "rewind_ready": primary["checksums"] or primary["hints"], "restart_required": restart_required,

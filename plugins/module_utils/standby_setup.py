@@ -189,7 +189,8 @@ class Standby(ClusterHost):
         postgres = self.postgres_ids()
         settings = self.params["initial_settings"]
         for name, render in (("postgresql.conf", lambda text: initial_postgresql_conf(text, settings)),
-                             ("pg_hba.conf", lambda text: initial_pg_hba_conf(text, major)),
+                             ("pg_hba.conf", lambda text: self.params.get("hba_content")
+                              or initial_pg_hba_conf(text, major)),
                              ("pg_ident.conf", lambda text: text)):
             target = os.path.join(self.datadir, name)
             if os.path.exists(target):

@@ -132,6 +132,9 @@ primary:
   description:
     - What the primary is, read before any change. C(initial_settings) are the locale, time zone and hot-standby
       limits a new standby's first C(postgresql.conf) takes from its primary (M(muejam.dbops.pg_standby)).
+    - C(hba_content) is the primary's C(pg_hba.conf) with this run's entries (null when no replica was given). A new
+      replica starts from it (O(muejam.dbops.pg_standby#module:hba_content)), so that once promoted it accepts the
+      logins its primary accepted, the application's among them.
   returned: success
   type: dict
   sample: {version_num: 150010, major: 15, system_identifier: "7441211716372488212", data_checksums: true,

@@ -117,6 +117,13 @@ options:
       - The rest is what C(initdb) would choose (C(shared_buffers=128MB), ...); C(pg_createcluster) adds Debian's own.
     type: dict
     default: {}
+  hba_content:
+    description:
+      - The text of the first C(pg_hba.conf), used only when this host has no configuration for the cluster yet (a
+        new replica). Pass the primary's (M(muejam.dbops.pg_replica_access) returns it as C(primary.hba_content)), so
+        that the replica accepts the logins its primary accepts and keeps accepting them once promoted.
+      - When not given, Debian's C(initdb) default (peer locally, passwords over TCP from the loopback only).
+    type: str
   pg_lib_root:
     description: Where PostgreSQL's versioned directories are installed (Debian layout).
     type: path
@@ -223,6 +230,7 @@ def main() -> None:
             wait_until={"type": "str", "default": "streaming", "choices": ["streaming", "running"]},
             pg_share_root={"type": "path", "default": "/usr/share/postgresql"},
             initial_settings={"type": "dict", "default": {}},
+            hba_content={"type": "str"},
         ),
         supports_check_mode=True,
     )

@@ -18,7 +18,8 @@ description:
     the JSON is a failed check with its reason, never a failed task, so that the other checks still run and the
     report is still written.
   - Runs where the URLs are reachable, usually on the application host itself (C(http://127.0.0.1:8000)).
-author: muejam.dbops developers
+author:
+  - muejam.dbops developers (@muejam)
 extends_documentation_fragment:
   - muejam.dbops.attributes
 attributes:

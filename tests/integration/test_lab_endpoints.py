@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -58,9 +59,13 @@ def test_s3_endpoint_reachable_by_name_from_lab_hosts(endpoints):
     assert out.strip() == "200"
 
 
-def test_app_health_reports_its_settings(endpoints):
-    with urllib.request.urlopen("http://%s:8000/health" % endpoints[1]["app"], timeout=5) as answer:
-        health = json.load(answer)
-    assert health["status"] == "ok"
+def test_app_health_reports_its_settings_and_503_without_its_primary(endpoints):
+    # This lab has no pg1: the application answers 503 and still says what it loaded
+    # (tests/integration/test_lab_app.py covers the application with its primary).
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen("http://%s:8000/health" % endpoints[1]["app"], timeout=10)
+    assert answer.value.code == 503
+    health = json.load(answer.value)
+    assert health["status"] == "fail" and health["checks"]["database"]["status"] == "fail"
     assert health["primary_host"] == "pg1"
     assert health["started_at"] > 0

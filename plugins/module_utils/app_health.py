@@ -40,23 +40,26 @@ def value_at(document, path: str):
     return current
 
 
+# Each limit a check may set: (key, status when crossed, comparison), in the order they are judged.
+_LIMITS = (("fail_above", "fail", ">"), ("fail_below", "fail", "<"), ("warn_above", "warn", ">"),
+           ("warn_below", "warn", "<"))
+
+
+def _unit_suffix(spec: dict) -> str:
+    return " " + spec["unit"] if spec.get("unit") else ""
+
+
 def threshold_text(spec: dict) -> str:
-    unit = spec.get("unit") or ""
-    suffix = " " + unit if unit else ""
-    parts = []
-    for key, word in (("warn_below", "warn <"), ("warn_above", "warn >"), ("fail_below", "fail <"),
-                      ("fail_above", "fail >")):
-        if spec.get(key) is not None:
-            parts.append("%s %g%s" % (word, spec[key], suffix))
+    parts = ["%s %s %g%s" % (status, word, spec[key], _unit_suffix(spec))
+             for key, status, word in sorted(_LIMITS, key=lambda limit: (limit[1] == "fail", limit[2] == ">"))
+             if spec.get(key) is not None]
     return "; ".join(parts) or "reported only"
 
 
 def judge_value(value, spec: dict) -> tuple[str, str]:
     """(status, reason) of one number against the limits of spec."""
-    unit = spec.get("unit") or ""
-    suffix = " " + unit if unit else ""
-    for key, status, word in (("fail_above", "fail", ">"), ("fail_below", "fail", "<"),
-                              ("warn_above", "warn", ">"), ("warn_below", "warn", "<")):
+    suffix = _unit_suffix(spec)
+    for key, status, word in _LIMITS:
         limit = spec.get(key)
         if limit is None:
             continue

@@ -303,38 +303,25 @@ class App:
             self.cache, self.cache_retry_at = None, time.monotonic() + 5
         self.cache_error = str(exc)
 
-    def cache_get(self, key):
+    def cache_call(self, method, *args, count_unusable=False, **kwargs):
+        """The cache's answer, or None when Redis cannot be used (fail-open). A failed call counts as an
+        error; with no client at all only reads count (count_unusable), one error per request."""
         client = self.cache_client()
         if client is None:
-            with self.lock:
-                self.counters["cache_errors"] += 1
+            if count_unusable:
+                with self.lock:
+                    self.counters["cache_errors"] += 1
             return None
         try:
-            return client.get(key)
+            return getattr(client, method)(*args, **kwargs)
         except Exception as exc:
             self.cache_failed(exc)
             return None
 
-    def cache_set(self, key, value):
-        client = self.cache_client()
-        if client is not None:
-            try:
-                client.set(key, value, ex=self.settings["cache_ttl"])
-            except Exception as exc:
-                self.cache_failed(exc)
-
-    def cache_delete(self, key):
-        client = self.cache_client()
-        if client is not None:
-            try:
-                client.delete(key)
-            except Exception as exc:
-                self.cache_failed(exc)
-
     # -- endpoints ------------------------------------------------------------------------------
     def story(self, story_id):
         key = "story:%d" % story_id
-        cached = self.cache_get(key)
+        cached = self.cache_call("get", key, count_unusable=True)
         if cached is not None:
             with self.lock:
                 self.counters["cache_hits"] += 1
@@ -348,14 +335,14 @@ class App:
         if not rows:
             return 404, {"error": "no story %d" % story_id}, "miss"
         story = dict(zip(("id", "user_id", "title", "views"), rows[0]))
-        self.cache_set(key, json.dumps(story))
+        self.cache_call("set", key, json.dumps(story), ex=self.settings["cache_ttl"])
         return 200, story, "miss"
 
     def view(self, story_id):
         count = self.query(self.pool, "UPDATE stories SET views = views + 1 WHERE id = %s", (story_id,), fetch=False)
         with self.lock:
             self.counters["writes"] += 1
-        self.cache_delete("story:%d" % story_id)
+        self.cache_call("delete", "story:%d" % story_id)
         return (200, {"id": story_id}) if count else (404, {"error": "no story %d" % story_id})
 
     def health(self):

@@ -73,3 +73,35 @@ def _node_report(session: ClusterSession, topology: ClusterTopology, node: Clust
             report["reachable"] = False
             report["error"] = str(exc)
     return report
+
+
+RUNBOOK_CACHE = "Incident Response / Cache Failure"
+
+
+def report_checks(report: dict[str, Any], target: str, playbook: str = "") -> list[dict[str, Any]]:
+    """cluster_report's result as report checks (module_utils/report.py): the cluster state and slot coverage
+    (critical), the nodes (a failed or unreachable master fails; a replica down or another finding of
+    `redis-cli --cluster check` is a warning while every slot is served)."""
+    base = {"target": target, "critical": True, "runbook": RUNBOOK_CACHE, "playbook": playbook, "unit": ""}
+    state = report["cluster_state"]
+    slots = report["slots"]
+    checks = [
+        dict(base, check="redis cluster state", value=state, threshold="ok", status="ok" if state == "ok" else "fail",
+             reason="" if state == "ok" else "CLUSTER INFO says cluster_state:%s" % state),
+        dict(base, check="redis slot coverage", value=slots["covered"], threshold="%d slots" % CLUSTER_SLOTS,
+             status="ok" if slots["all_covered"] else "fail",
+             reason="" if slots["all_covered"] else "%d slots uncovered (%s)" % (
+                 slots["uncovered"], ",".join(slots["uncovered_ranges"]))),
+    ]
+    down = [n for n in report["nodes"] if not n["reachable"] or "fail" in n["flags"] or "fail?" in n["flags"]]
+    masters_down = [n for n in down if n["role"] == "master" and n["slots"]]
+    others = [f["message"] for f in report["check"]["findings"]
+              if f["code"] not in ("node_unreachable", "node_failed", "slots_uncovered")]
+    reasons = ["%s %s is %s" % (n["role"], n["address"], "unreachable" if not n["reachable"] else
+                                "flagged " + ",".join(f for f in n["flags"] if f.startswith("fail")))
+               for n in down] + others
+    status = "fail" if masters_down or not slots["all_covered"] else ("warn" if reasons else "ok")
+    checks.append(dict(base, check="redis nodes up", value="%d/%d" % (len(report["nodes"]) - len(down),
+                                                                       len(report["nodes"])),
+                       threshold="all reachable, none failed", status=status, reason="; ".join(reasons)))
+    return checks

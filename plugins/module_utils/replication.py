@@ -128,6 +128,12 @@ def timeline_of_walfile(walfile: str) -> int:
     return int(walfile[:8], 16)
 
 
+_DATABASES_SQL = """
+SELECT datname AS name, pg_database_size(oid) AS size_bytes
+FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname
+"""
+
+
 def read_primary(conn: Any) -> dict[str, Any]:
     """State of a primary: timeline, current LSN, standbys and slots."""
     head = query_one(conn, "SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS walfile")
@@ -140,6 +146,7 @@ def read_primary(conn: Any) -> dict[str, Any]:
         "streaming_replicas": sum(1 for s in standbys if s["state"] == "streaming"),
         "slots": query(conn, _SLOTS_SQL),
         "standby": {},
+        "databases": query(conn, _DATABASES_SQL),
     }
 
 
@@ -255,3 +262,38 @@ def absent_standbys(state: dict[str, Any], names: list[str], waited: float) -> l
     return ["standby %s is not connected (waited %.0f s): check that it runs and can reach this server "
             "(its log, this server's pg_hba.conf, its slot)" % (name, waited)
             for name in names if name not in connected]
+
+
+RUNBOOK_LAG = "Incident Response / Replication Lag"
+
+
+def report_checks(state: dict[str, Any], thresholds: dict[str, Any], problems: list[str], host: str,
+                  playbook: str = "") -> list[dict[str, Any]]:
+    """The state as report checks (module_utils/report.py): one per standby of a primary (its lag), one for a
+    standby's own replay, one for every other problem of this server, and each database's size (reported only).
+    """
+    max_s = thresholds.get("max_lag_seconds")
+    limit = "< %g s" % max_s if max_s is not None else "reported only"
+    base = {"unit": "s", "threshold": limit, "critical": True, "runbook": RUNBOOK_LAG, "playbook": playbook}
+    checks, covered = [], set()
+    for rep in state["replicas"]:
+        found = standby_problems(rep, thresholds)
+        covered.update(found)
+        name = rep["application_name"] or rep["client_addr"] or "unnamed standby"
+        checks.append(dict(base, check="replication lag", target="%s -> %s" % (host, name),
+                           value=rep["lag_seconds"], status="fail" if found else "ok", reason="; ".join(found)))
+    standby = state["standby"]
+    if standby:
+        mine = [p for p in problems if p not in covered]
+        covered.update(mine)
+        checks.append(dict(base, check="replica replay lag", target=host, value=standby["lag_seconds"],
+                           status="fail" if mine else "ok", reason="; ".join(mine)))
+    rest = [p for p in problems if p not in covered]
+    checks.append(dict(base, check="postgresql %s" % state["role"], target=host, unit="", value=state["role"],
+                       threshold="no problem found", status="fail" if rest else "ok", reason="; ".join(rest),
+                       runbook="Daily Operations / Check Replication Status" if rest else ""))
+    for db in state.get("databases", []):
+        checks.append({"check": "database size", "target": "%s/%s" % (host, db["name"]), "unit": "MB",
+                       "value": round(db["size_bytes"] / 1048576.0, 1), "threshold": "reported only",
+                       "status": "ok", "reason": "", "critical": False, "runbook": "", "playbook": ""})
+    return checks

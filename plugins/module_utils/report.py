@@ -19,8 +19,10 @@ Renderers turn a report into a console table, Markdown, JSON and one self-contai
 
 from __future__ import annotations
 
+import glob
 import html
 import json
+import os
 
 STATUSES = ("ok", "warn", "fail")
 CHECK_KEYS = ("check", "target", "status", "value", "unit", "threshold", "reason", "critical", "runbook", "playbook")
@@ -200,3 +202,69 @@ def render_html(report: dict) -> str:
 
 def render_json(report: dict) -> str:
     return json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
+
+
+RENDERERS = {"md": render_markdown, "json": render_json, "html": render_html}
+REPORT_ARGUMENT_SPEC = {
+    "title": {"type": "str", "required": True},
+    "checks": {"type": "list", "elements": "dict", "required": True},
+    "dest": {"type": "path", "required": True},
+    "basename": {"type": "str", "default": "report"},
+    "formats": {"type": "list", "elements": "str", "default": ["md", "json", "html"],
+                "choices": ["md", "json", "html"]},
+    "compared": {"type": "list", "elements": "str", "default": []},
+    "notes": {"type": "list", "elements": "str", "default": []},
+    "keep": {"type": "int", "default": 30},
+    "unreachable": {"type": "list", "elements": "str", "default": []},
+}
+
+
+def unreachable_check(host: str) -> dict:
+    return {"check": "host reachable", "target": host, "status": "fail", "critical": True, "value": None,
+            "unit": "", "threshold": "answers", "runbook": "", "playbook": "",
+            "reason": "no result from %s: it was unreachable or failed before its checks (see the run's output)"
+                      % host}
+
+
+def _stamp(generated_at: str) -> str:
+    return "".join(ch for ch in generated_at if ch.isalnum())
+
+
+def previous_report(dest: str, basename: str) -> dict | None:
+    """The newest earlier JSON report <basename>-<stamp>.json in dest, or None (an unreadable one is skipped)."""
+    for path in sorted(glob.glob(os.path.join(dest, basename + "-2*.json")), reverse=True):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict) and isinstance(document.get("checks"), list):
+            return document
+    return None
+
+
+def write_report(params: dict, generated_at: str) -> dict:
+    """Build the report against the previous one in dest, write it as <basename>-<stamp>.<fmt> and
+    <basename>-latest.<fmt> (written whole, then renamed into place), keep the newest `keep` sets.
+    Returns {report, files (format -> path of the stamped file), latest, text}."""
+    dest, basename = params["dest"], params["basename"]
+    if not os.path.isdir(dest):
+        os.makedirs(dest, 0o755)
+    checks = [unreachable_check(host) for host in params.get("unreachable") or []] + list(params["checks"])
+    report = build_report(params["title"], generated_at, checks, previous_report(dest, basename),
+                          params["compared"], params["notes"])
+    files, latest = {}, {}
+    for fmt in params["formats"]:
+        text = RENDERERS[fmt](report)
+        for kind, name in (("files", "%s-%s.%s" % (basename, _stamp(generated_at), fmt)),
+                           ("latest", "%s-latest.%s" % (basename, fmt))):
+            path = os.path.join(dest, name)
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(path + ".tmp", path)
+            (files if kind == "files" else latest)[fmt] = path
+    for fmt in params["formats"]:
+        stamped = sorted(glob.glob(os.path.join(dest, "%s-2*.%s" % (basename, fmt))))
+        for old in stamped[:-max(1, params["keep"])]:
+            os.remove(old)
+    return {"report": report, "files": files, "latest": latest, "text": render_text(report)}

@@ -134,30 +134,10 @@ metrics:
   type: dict
 """
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.six.moves.urllib.error import HTTPError
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.muejam.dbops.plugins.module_utils.app_health import judge
-
-
-def fetch(url: str, timeout: float) -> tuple[int | None, str, str | None]:
-    try:
-        answer = open_url(url, timeout=timeout, validate_certs=True)
-        return answer.getcode(), answer.read().decode("utf-8", "replace"), None
-    except HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace"), None
-    except Exception as exc:  # any failure to get an answer is the check's result, not the task's
-        return None, "", str(getattr(exc, "reason", exc))
-
-
-def parse(body: str):
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
+from ansible_collections.muejam.dbops.plugins.module_utils.http_get import fetch, fetch_json, parse
 
 
 def main():
@@ -178,14 +158,9 @@ def main():
     code, body, error = fetch(p["health_url"], p["timeout"])
     metrics, metrics_error = None, None
     if p["metrics_url"]:
-        m_code, m_body, m_error = fetch(p["metrics_url"], p["timeout"])
-        metrics = parse(m_body) if m_error is None and m_code == 200 else None
-        if m_error is not None:
-            metrics_error = "cannot reach %s: %s" % (p["metrics_url"], m_error)
-        elif m_code != 200:
-            metrics_error = "HTTP %s from %s" % (m_code, p["metrics_url"])
-        elif not isinstance(metrics, dict):
-            metrics_error = "%s did not answer a JSON object" % p["metrics_url"]
+        metrics, metrics_error = fetch_json(p["metrics_url"], p["timeout"])
+        if metrics_error is None and not isinstance(metrics, dict):
+            metrics, metrics_error = None, "%s did not answer a JSON object" % p["metrics_url"]
     checks = judge((code, body, error, p["health_url"]), (metrics, metrics_error),
                    p["checks"] if p["metrics_url"] else [], p["target"], p["health_runbook"], p["health_playbook"])
     module.exit_json(changed=False, checks=checks, metrics=metrics,

@@ -68,6 +68,13 @@ options:
         last state read. C(0) reads once.
     type: int
     default: 0
+  report_target:
+    description: Name of this server in RV(checks) (the caller's host name); default O(login_host) or C(localhost).
+    type: str
+  report_playbook:
+    description: The playbook RV(checks) name for a replication problem.
+    type: str
+    default: ""
   compare_lsn:
     description:
       - A WAL position (for example where a new timeline began). When set, RV(past_compare_lsn) says whether this
@@ -293,6 +300,22 @@ past_compare_lsn:
   returned: when O(compare_lsn) is set
   type: bool
   sample: false
+checks:
+  description:
+    - The state as report checks (the shape of the collection's report machinery, used by role
+      M(muejam.dbops.health_check)): each standby's lag on a primary, a standby's own replay lag, the other
+      problems of this server, and the size of each database on a primary (reported only).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{check: replication lag, target: pg1 -> pg2, status: ok, value: 0.0, unit: s, threshold: "< 2 s",
+            reason: "", critical: true, runbook: "Incident Response / Replication Lag", playbook: ""}]
+databases:
+  description: On a primary, each database that accepts connections and its size.
+  returned: on a primary
+  type: list
+  elements: dict
+  sample: [{name: muejam_library, size_bytes: 9012345}]
 problems:
   description: Each finding that breaks a threshold, as a sentence.
   returned: success
@@ -315,6 +338,7 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
 from ansible_collections.muejam.dbops.plugins.module_utils.replication import (
     absent_standbys,
     find_problems,
+    report_checks,
     not_ready,
     read_replication_state,
 )
@@ -342,6 +366,8 @@ def main() -> None:
         compare_lsn={"type": "str"},
         wait_for={"type": "list", "elements": "str", "default": []},
         wait_seconds={"type": "int", "default": 0},
+        report_target={"type": "str"},
+        report_playbook={"type": "str", "default": ""},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_PSYCOPG2:
@@ -368,7 +394,9 @@ def main() -> None:
 
     problems = find_problems(state, params) + absent_standbys(state, params["wait_for"], waited)
     result = dict(state, changed=False, healthy=not problems, problems=problems, not_ready=waiting_for,
-                  waited_seconds=round(waited, 2))
+                  waited_seconds=round(waited, 2),
+                  checks=report_checks(state, params, problems, params["report_target"] or params["login_host"]
+                                       or "localhost", params["report_playbook"]))
     if problems and params["fail_on_unhealthy"]:
         module.fail_json(msg="Replication is unhealthy: " + "; ".join(problems), **result)
     module.exit_json(**result)

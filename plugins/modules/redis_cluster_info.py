@@ -30,6 +30,13 @@ options:
         a report taken in between shows a disagreement that resolves by itself. V(0) reads once.
     type: float
     default: 0
+  report_target:
+    description: Name of the cluster in RV(checks); default C(redis cluster).
+    type: str
+  report_playbook:
+    description: The playbook RV(checks) name for a problem.
+    type: str
+    default: ""
 seealso:
   - module: muejam.dbops.redis_cluster_rebalance
   - module: muejam.dbops.redis_cluster_node
@@ -208,6 +215,15 @@ nodes:
       description: Why the node's keys and memory could not be read, when it went away during the report.
       type: str
       returned: when the node stopped answering
+checks:
+  description:
+    - The state as report checks (the shape of the collection's report machinery, used by role
+      M(muejam.dbops.health_check)): cluster state, slot coverage and the nodes. A failed or unreachable
+      master fails; a replica down or another finding is a warning while every slot is served.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{check: redis nodes up, target: redis cluster, status: warn, value: 5/6, reason: replica 10.0.0.6:6379 is unreachable}]
 check:
   description: The findings of C(redis-cli --cluster check), plus unreachable and failed nodes.
   returned: success
@@ -243,14 +259,23 @@ from ansible_collections.muejam.dbops.plugins.module_utils.redis_conn import (
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_report import (
     cluster_report,
+    report_checks,
 )
 
 
 def main() -> None:
     argument_spec = redis_argument_spec()
-    argument_spec.update(convergence_timeout={"type": "float", "default": 0})
+    argument_spec.update(convergence_timeout={"type": "float", "default": 0}, report_target={"type": "str"},
+                         report_playbook={"type": "str", "default": ""})
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_in_session(module, lambda session: cluster_report(session, module.params["convergence_timeout"]))
+    p = module.params
+
+    def report(session):
+        result = cluster_report(session, p["convergence_timeout"])
+        result["checks"] = report_checks(result, p["report_target"] or "redis cluster", p["report_playbook"])
+        return result
+
+    run_in_session(module, report)
 
 
 if __name__ == "__main__":

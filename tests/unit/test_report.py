@@ -83,3 +83,40 @@ def test_html_is_self_contained_and_escaped():
     assert parser.external == []
     assert ("cache hit rate", "fail") in parser.rows and ("pool utilisation", "warn") in parser.rows
     assert "<script>x" not in page
+
+
+def _params(dest, checks, **over):
+    params = {"title": "Morning health check", "checks": checks, "dest": str(dest), "basename": "morning",
+              "formats": ["md", "json", "html"], "compared": ["cache hit rate"], "notes": [], "keep": 2,
+              "unreachable": []}
+    params.update(over)
+    return params
+
+
+def test_written_report_compares_with_the_previous_one_and_keeps_the_newest(tmp_path):
+    from ansible_collections.muejam.dbops.plugins.module_utils.report import write_report
+
+    first = write_report(_params(tmp_path, CHECKS), "2026-12-01T09:00:00Z")
+    assert first["report"]["changes"] == []
+    better = [dict(c, value=80.0, status="ok") if c["check"] == "cache hit rate" else c for c in CHECKS]
+    write_report(_params(tmp_path, better), "2026-12-02T09:00:00Z")
+    third = write_report(_params(tmp_path, better, unreachable=["redis3"]), "2026-12-03T09:00:00Z")
+    assert third["report"]["changes"] == [{"check": "cache hit rate", "target": "app", "unit": "%", "before": 80.0,
+                                           "now": 80.0, "change": 0.0}]
+    assert third["report"]["previous_generated_at"] == "2026-12-02T09:00:00Z"
+    assert third["report"]["failed_critical"] == ["host reachable @ redis3"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["morning-20261202T090000Z.html", "morning-20261202T090000Z.json", "morning-20261202T090000Z.md",
+                     "morning-20261203T090000Z.html", "morning-20261203T090000Z.json", "morning-20261203T090000Z.md",
+                     "morning-latest.html", "morning-latest.json", "morning-latest.md"]
+    assert json.loads((tmp_path / "morning-latest.json").read_text())["generated_at"] == "2026-12-03T09:00:00Z"
+
+
+def test_second_report_shows_the_change_of_a_number(tmp_path):
+    from ansible_collections.muejam.dbops.plugins.module_utils.report import write_report
+
+    write_report(_params(tmp_path, CHECKS), "2026-12-01T09:00:00Z")
+    better = [dict(c, value=80.0, status="ok") if c["check"] == "cache hit rate" else c for c in CHECKS]
+    second = write_report(_params(tmp_path, better), "2026-12-02T09:00:00Z")
+    assert second["report"]["changes"][0]["change"] == 38.5
+    assert "cache hit rate @ app 41.5 -> 80.0 (+38.5 %)" in second["text"]

@@ -14,11 +14,15 @@ fi
 # What the lab and the tests need besides Python: the engine, debootstrap for the images,
 # ShellCheck for the shell-script test of ansible-test sanity, and promtool / amtool (Debian's
 # prometheus and prometheus-alertmanager, without their recommends: no exporter on the host) for
-# the alert-rule tests.
+# the alert-rule tests, chromium and poppler-utils for the report's browser test.
 missing=()
 tools=()
 command -v promtool >/dev/null || tools+=(prometheus)
 command -v amtool >/dev/null || tools+=(prometheus-alertmanager)
+# The health report's HTML page is opened in a real browser in a test (Molecule health_check): chromium
+# headless prints it, pdftotext reads back what a person sees.
+command -v chromium >/dev/null || tools+=(chromium)
+command -v pdftotext >/dev/null || tools+=(poppler-utils)
 if ! engine_up && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v shellcheck >/dev/null || missing+=(shellcheck)

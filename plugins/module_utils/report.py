@@ -166,6 +166,7 @@ th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}.status{font-weight:bold;text-transform:uppercase}
 tr.ok .status{color:#1a7f37}tr.warn .status{color:#9a6700}tr.fail .status{color:#cf222e}
 tr.fail{background:#ffebe9}tr.warn{background:#fff8c5}.overall{font-size:1.2em}
+@page{size:A3 landscape;margin:1cm}@media print{body{margin:0;font-size:10px}}
 """
 
 

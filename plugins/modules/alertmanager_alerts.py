@@ -12,11 +12,11 @@ short_description: Active alerts from Alertmanager and the alerts resolved latel
 version_added: "0.4.0"
 description:
   - The runbook's "check Alertmanager for active alerts and the last 24 hours' resolved ones", read from the APIs.
-  - Active alerts come from Alertmanager's API v2 (C(/api/v2/alerts)): active, not silenced, not inhibited.
+  - Active alerts come from Alertmanager's API v2 (C(/api/v2/alerts)), those active, not silenced and not inhibited.
     An active alert whose C(severity) label is one of O(critical_severities) is a failed critical check; any
     other active alert is a warning.
   - Alertmanager keeps no history of resolved alerts, so the resolved ones come from Prometheus' C(ALERTS)
-    series (O(prometheus_url)): an alert series that was firing within O(resolved_window) and is not firing
+    series (O(prometheus_url)), as each alert series that was firing within O(resolved_window) and is not firing
     now. Without O(prometheus_url) that check is a warning saying so.
   - An unreachable Alertmanager or Prometheus is a failed check with its reason, never a failed task, so the
     other checks of a health report still run.

@@ -12,14 +12,14 @@ short_description: Write a report of checks as Markdown, JSON and one self-conta
 version_added: "0.4.0"
 description:
   - The collection's one report machinery (the morning health check, and later maintenance and incident
-    playbooks): a list of checks, each with status C(ok), C(warn) or C(fail), value, threshold, reason, and for
-    one that is not ok the runbook section and the playbook to run.
+    playbooks). A report is a list of checks, each with status C(ok), C(warn) or C(fail), value, threshold,
+    reason, and for one that is not ok the runbook section and the playbook to run.
   - Writes C(<basename>-<time>.<format>) and C(<basename>-latest.<format>) in O(dest), and compares the numbers of
     the checks named in O(compared) with the newest earlier JSON report there (the change since it).
-  - Runs on the controller (an action plugin): the files are for the person who ran the playbook. Under AWX the
-    controller is the execution environment, whose files go with it: give O(dest) a persistent volume there, or
+  - Runs on the controller (an action plugin), as the files are for the person who ran the playbook. Under AWX the
+    controller is the execution environment, whose files go with it. Give O(dest) a persistent volume there, or
     read the report from the job's output, which holds the same table.
-  - It never fails because a check failed: deciding that is the caller's (role M(muejam.dbops.health_check)
+  - It never fails because a check failed. Deciding that is the caller's (role muejam.dbops.health_check
     fails the run at its end when a critical check failed).
 author:
   - muejam.dbops developers (@muejam)

@@ -303,7 +303,7 @@ past_compare_lsn:
 checks:
   description:
     - The state as report checks (the shape of the collection's report machinery, used by role
-      M(muejam.dbops.health_check)): each standby's lag on a primary, a standby's own replay lag, the other
+      muejam.dbops.health_check). They are each standby's lag on a primary, a standby's own replay lag, the other
       problems of this server, and the size of each database on a primary (reported only).
   returned: success
   type: list
@@ -338,9 +338,9 @@ from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
 from ansible_collections.muejam.dbops.plugins.module_utils.replication import (
     absent_standbys,
     find_problems,
-    report_checks,
     not_ready,
     read_replication_state,
+    report_checks,
 )
 
 

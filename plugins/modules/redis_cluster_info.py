@@ -218,12 +218,13 @@ nodes:
 checks:
   description:
     - The state as report checks (the shape of the collection's report machinery, used by role
-      M(muejam.dbops.health_check)): cluster state, slot coverage and the nodes. A failed or unreachable
+      muejam.dbops.health_check). They are the cluster state, slot coverage and the nodes. A failed or unreachable
       master fails; a replica down or another finding is a warning while every slot is served.
   returned: success
   type: list
   elements: dict
-  sample: [{check: redis nodes up, target: redis cluster, status: warn, value: 5/6, reason: replica 10.0.0.6:6379 is unreachable}]
+  sample: [{check: redis nodes up, target: redis cluster, status: warn, value: 5/6,
+            reason: replica 10.0.0.6:6379 is unreachable}]
 check:
   description: The findings of C(redis-cli --cluster check), plus unreachable and failed nodes.
   returned: success

@@ -140,7 +140,8 @@ def test_app_health_module_judges_the_real_endpoints_and_reports_bad_input_as_fa
     assert not wrong.failed, wrong.output
     assert [c["status"] for c in wrong.result["checks"]] == ["fail", "fail"]
     assert "cannot reach http://%s:8099/health" % app_address() in wrong.result["checks"][0]["reason"]
-    assert wrong.result["checks"][1]["reason"] == "metrics not read: HTTP 404 from %s/metrics/nothing" % base
+    assert wrong.result["checks"][1]["reason"] == ('metrics not read: HTTP 404 from %s/metrics/nothing: '
+                                                   '{"error": "not found: GET /metrics/nothing"}' % base)
 
 
 def app_address() -> str:

@@ -493,7 +493,7 @@ class Handler(BaseHTTPRequestHandler):
             elif method == "POST" and url.path == "/lab/hold":
                 query = parse_qs(url.query)
                 connections = min(int(query.get("connections", ["1"])[0]), 500)
-                seconds = min(float(query.get("seconds", ["10"])[0]), 600)
+                seconds = min(float(query.get("seconds", ["10"])[0]), 3600)
                 APP.hold(connections, seconds)
                 self.send(202, {"holding": connections, "seconds": seconds})
             else:

@@ -70,7 +70,8 @@ def baseline(prefix: str) -> float:
         commands.append(["docker", "exec", "%s-%s" % (prefix, mon), "curl", "-s", "-G", "http://127.0.0.1:9090/api/v1/query",
                          "--data-urlencode", 'query=max_over_time(ALERTS{alertstate="firing"}[24h])'])
     for pg in hosts_of("postgres"):
-        commands.append(["docker", "exec", "-u", "postgres", "%s-%s" % (prefix, pg), "psql", "-X", "-c", REPLICATION_SQL])
+        commands.append(["docker", "exec", "-u", "postgres", "%s-%s" % (prefix, pg), "psql", "-X", "-c",
+                         REPLICATION_SQL])
     redis = hosts_of("redis_cluster")
     auth = ["-e", "REDISCLI_AUTH=" + REDIS_PASSWORD]
     commands.append(["docker", "exec", *auth, "%s-%s" % (prefix, redis[0]), "redis-cli", "cluster", "info"])
@@ -118,9 +119,10 @@ def main() -> None:
                 else:
                     elapsed, report = playbook(args.prefix, report_dir)
                     times[side].append(elapsed)
-                    print("  report: %s, %d checks (%s)" % (report["status"], len(report["checks"]),
-                                                          ", ".join("%s %d" % kv for kv in report["counts"].items())))
-            print("round %d: baseline %.2f s, playbook %.2f s" % (rnd + 1, times["baseline"][-1], times["playbook"][-1]))
+                    counts = ", ".join("%s %d" % kv for kv in report["counts"].items())
+                    print("  report: %s, %d checks (%s)" % (report["status"], len(report["checks"]), counts))
+            print("round %d: baseline %.2f s, playbook %.2f s"
+                  % (rnd + 1, times["baseline"][-1], times["playbook"][-1]))
     base, play = statistics.median(times["baseline"]), statistics.median(times["playbook"])
     print("median: baseline (runbook commands one after another) %.2f s, playbook %.2f s, ratio playbook/baseline %.2f"
           % (base, play, play / base))

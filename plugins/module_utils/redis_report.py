@@ -101,7 +101,7 @@ def report_checks(report: dict[str, Any], target: str, playbook: str = "") -> li
                                 "flagged " + ",".join(f for f in n["flags"] if f.startswith("fail")))
                for n in down] + others
     status = "fail" if masters_down or not slots["all_covered"] else ("warn" if reasons else "ok")
-    checks.append(dict(base, check="redis nodes up", value="%d/%d" % (len(report["nodes"]) - len(down),
-                                                                       len(report["nodes"])),
+    up = "%d/%d" % (len(report["nodes"]) - len(down), len(report["nodes"]))
+    checks.append(dict(base, check="redis nodes up", value=up,
                        threshold="all reachable, none failed", status=status, reason="; ".join(reasons)))
     return checks

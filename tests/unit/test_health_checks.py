@@ -7,8 +7,8 @@ from ansible_collections.muejam.dbops.plugins.module_utils.replication import fi
 
 REP = {"application_name": "pg2", "client_addr": "10.0.0.2", "state": "streaming", "lag_bytes": 0,
        "lag_seconds": 0.0}
-PRIMARY = {"role": "primary", "replicas": [REP, dict(REP, application_name="pg3", lag_seconds=9.5,
-                                                      lag_bytes=2048)],
+PRIMARY = {"role": "primary",
+           "replicas": [REP, dict(REP, application_name="pg3", lag_seconds=9.5, lag_bytes=2048)],
            "slots": [], "standby": {}, "archiving": None, "streaming_replicas": 2,
            "databases": [{"name": "muejam_library", "size_bytes": 10485760}]}
 LIMITS = {"max_lag_seconds": 2, "max_lag_bytes": 16777216}

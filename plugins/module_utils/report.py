@@ -248,7 +248,7 @@ def write_report(params: dict, generated_at: str) -> dict:
     """Build the report against the previous one in dest, write it as <basename>-<stamp>.<fmt> and
     <basename>-latest.<fmt> (written whole, then renamed into place), keep the newest `keep` sets.
     Returns {report, files (format -> path of the stamped file), latest, text}."""
-    dest, basename = params["dest"], params["basename"]
+    dest, basename = os.path.normpath(os.path.abspath(os.path.expanduser(params["dest"]))), params["basename"]
     if not os.path.isdir(dest):
         os.makedirs(dest, 0o755)
     checks = [unreachable_check(host) for host in params.get("unreachable") or []] + list(params["checks"])

@@ -8,11 +8,9 @@ never on a managed host. The module file keeps the documentation and writes on t
 
 from __future__ import annotations
 
-import datetime
-
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.muejam.dbops.plugins.module_utils.report import REPORT_ARGUMENT_SPEC, write_report
+from ansible_collections.muejam.dbops.plugins.module_utils.report import REPORT_ARGUMENT_SPEC, write_report_now
 
 
 class ActionModule(ActionBase):
@@ -24,9 +22,8 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         unused_validation, params = self.validate_argument_spec(argument_spec=REPORT_ARGUMENT_SPEC)
-        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         try:
-            written = write_report(params, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            written = write_report_now(params)
         except (OSError, ValueError) as exc:
             result.update(failed=True, changed=False,
                           msg="The report could not be written to %s: %s. Set another directory (dest); "

@@ -19,6 +19,7 @@ Renderers turn a report into a console table, Markdown, JSON and one self-contai
 
 from __future__ import annotations
 
+import datetime
 import glob
 import html
 import json
@@ -269,3 +270,9 @@ def write_report(params: dict, generated_at: str) -> dict:
         for old in stamped[:-max(1, params["keep"])]:
             os.remove(old)
     return {"report": report, "files": files, "latest": latest, "text": render_text(report)}
+
+
+def write_report_now(params: dict) -> dict:
+    """write_report stamped with the current UTC time (the action plugin and the module both use this)."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return write_report(params, now.strftime("%Y-%m-%dT%H:%M:%SZ"))

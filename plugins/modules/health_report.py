@@ -113,18 +113,15 @@ lines:
   elements: str
 """
 
-import datetime
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.muejam.dbops.plugins.module_utils.report import REPORT_ARGUMENT_SPEC, write_report
+from ansible_collections.muejam.dbops.plugins.module_utils.report import REPORT_ARGUMENT_SPEC, write_report_now
 
 
 def main():
     module = AnsibleModule(argument_spec=REPORT_ARGUMENT_SPEC, supports_check_mode=True)
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     try:
-        written = write_report(module.params, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        written = write_report_now(module.params)
     except (OSError, ValueError) as exc:
         module.fail_json(msg="The report could not be written to %s: %s" % (module.params["dest"], exc))
     module.exit_json(changed=False, report=written["report"], files=written["files"], latest=written["latest"],

@@ -11,6 +11,7 @@ from typing import Any
 
 from ansible_collections.muejam.dbops.plugins.module_utils.backup_plan import (
     BackupError,
+    utc_now,
     parse_time,
     select_base_backup,
     summarize,
@@ -78,6 +79,18 @@ def pick_backup(catalog: dict, params: dict) -> dict:
     if not candidates:
         raise BackupError("there is no complete %s backup under the prefix %r" % (params["kind"], params["prefix"]))
     return max(candidates, key=lambda m: (parse_time(m["end_time"]), m["id"]))
+
+
+def too_old(manifest: dict, max_age_hours: float | None, now) -> str:
+    """Why a backup is older than the limit, or empty."""
+    if max_age_hours is None:
+        return ""
+    hours = (now - parse_time(manifest["end_time"])).total_seconds() / 3600.0
+    if hours <= max_age_hours:
+        return ""
+    return ("the newest complete %s backup %s finished %.1f hours ago (%s), more than max_age_hours %g: check the "
+            "backup timer and its last run's log" % (manifest["kind"], manifest["id"], hours, manifest["end_time"],
+                                                    max_age_hours))
 
 
 def do_backup(params: dict, check_mode: bool, client, target: S3Target, settings: StreamSettings) -> dict:
@@ -164,6 +177,9 @@ def run(params: dict, check_mode: bool) -> dict:
         return {"changed": False, "backups": [summarize(m) for m in backups], "incomplete": catalog["incomplete"],
                 "wal_count": len(catalog["wal"]), "oldest_wal": catalog["wal"][0] if catalog["wal"] else None}
     manifest = pick_backup(catalog, params)
+    age = too_old(manifest, params["max_age_hours"], utc_now())
+    if age:
+        raise VerifyFailed(age, {"id": manifest["id"], "ok": False, "problems": [age], "files": []})
     result = verify_backup(client, target, manifest, pg_env(params), params["verify_list"], params["pg_bindir"])
     if not result["ok"]:
         raise VerifyFailed("backup %s failed verification: %s" % (manifest["id"], "; ".join(result["problems"])),

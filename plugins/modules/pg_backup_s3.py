@@ -145,6 +145,11 @@ options:
     description: With O(mode=verify), also run C(pg_restore --list) over logical dumps.
     type: bool
     default: true
+  max_age_hours:
+    description:
+      - With O(mode=verify), the backup verified (the newest complete one of O(kind) unless O(backup_id) is set)
+        must have finished less than this many hours ago, or the task fails with its age. Unset means any age.
+    type: float
   retention_days:
     description: Backups that finished less than this many days ago are kept.
     type: int
@@ -353,6 +358,7 @@ def argument_spec() -> dict:
         checkpoint={"type": "str", "default": "fast", "choices": ["fast", "spread"]},
         backup_id={"type": "str"},
         verify_list={"type": "bool", "default": True},
+        max_age_hours={"type": "float"},
         retention_days={"type": "int", "default": 30},
         retention_min_backups={"type": "int", "default": 3},
         restore_database={"type": "str"},

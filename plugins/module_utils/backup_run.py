@@ -11,10 +11,10 @@ from typing import Any
 
 from ansible_collections.muejam.dbops.plugins.module_utils.backup_plan import (
     BackupError,
-    utc_now,
     parse_time,
     select_base_backup,
     summarize,
+    utc_now,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import connect, query, query_one
 from ansible_collections.muejam.dbops.plugins.module_utils.s3_backup import (
@@ -88,9 +88,9 @@ def too_old(manifest: dict, max_age_hours: float | None, now) -> str:
     hours = (now - parse_time(manifest["end_time"])).total_seconds() / 3600.0
     if hours <= max_age_hours:
         return ""
+    values = (manifest["kind"], manifest["id"], hours, manifest["end_time"], max_age_hours)
     return ("the newest complete %s backup %s finished %.1f hours ago (%s), more than max_age_hours %g: check the "
-            "backup timer and its last run's log" % (manifest["kind"], manifest["id"], hours, manifest["end_time"],
-                                                    max_age_hours))
+            "backup timer and its last run's log" % values)
 
 
 def do_backup(params: dict, check_mode: bool, client, target: S3Target, settings: StreamSettings) -> dict:

@@ -128,17 +128,22 @@ def old_files(paths: list[str], patterns: list[str], age_days: float, now: float
 
 
 def clean_logs(paths: list[str], patterns: list[str], age_days: float, check_mode: bool,
-               now: float | None = None, proc: str = "/proc") -> dict[str, Any]:
-    """Delete (or list, in check mode) the old files that no process has open."""
+               now: float | None = None, proc: str = "/proc", keep: list[str] | None = None) -> dict[str, Any]:
+    """Delete (or list, in check mode) the old files that no process has open and that keep does not name (a
+    server's current log that it opens for each line, as redis-server does, is open only for that moment)."""
     if age_days < 1:
         raise LogCleanupError("age_days must be at least 1 (got %s): a shorter limit deletes the logs of today's "
                               "incident" % age_days)
     held, unreadable = open_files(proc)
     hidden_uids = {uid for _pid, uid in unreadable}
     candidates, missing = old_files(paths, patterns, age_days, now if now is not None else time.time())
-    deleted, kept_open, kept_unknown = [], [], []
+    kept = {os.path.realpath(path) for path in keep or []}
+    deleted, kept_open, kept_unknown, kept_named = [], [], [], []
     for item in candidates:
         key, uid = item.pop("key"), item.pop("uid")
+        if os.path.realpath(item["path"]) in kept:
+            kept_named.append(item)
+            continue
         if key in held:
             kept_open.append(item)
             continue
@@ -157,6 +162,7 @@ def clean_logs(paths: list[str], patterns: list[str], age_days: float, check_mod
                                       % (item["path"], exc.strerror, len(deleted))) from None
         deleted.append(item)
     return {"changed": bool(deleted), "deleted": deleted, "kept_open": kept_open, "kept_unknown": kept_unknown,
+            "kept_named": kept_named,
             "missing_paths": missing, "unreadable_processes": [p for p, _u in unreadable],
             "bytes_freed": sum(d["bytes"] for d in deleted)}
 
@@ -172,6 +178,9 @@ def cleanup_checks(result: dict[str, Any], host: str, age_days: float, check_mod
         reason.append("kept %d old file(s) whose owner runs a process whose open files cannot be read: %s" % (
             len(result["kept_unknown"]), "; ".join("%s (%s)" % (k["path"], k["reason"]) for k in
                                                    result["kept_unknown"][:5])))
+    if result.get("kept_named"):
+        reason.append("kept %d old file(s) named in keep: %s" % (
+            len(result["kept_named"]), ", ".join(k["path"] for k in result["kept_named"][:5])))
     if result["missing_paths"]:
         reason.append("no such directory: %s" % ", ".join(result["missing_paths"]))
     return [{"check": "log cleanup", "target": host, "status": "ok",

@@ -20,8 +20,10 @@ DAY = 86400.0
 
 # pg_stat_statements columns by server major version: 13 renamed total_time to total_exec_time; 17 renamed
 # blk_read_time / blk_write_time to shared_blk_read_time / shared_blk_write_time.
-_STATEMENT_IO_COLUMNS = {13: ("blk_read_time", "blk_write_time"), 17: ("shared_blk_read_time",
-                                                                          "shared_blk_write_time")}
+_STATEMENT_IO_COLUMNS = {
+    13: ("blk_read_time", "blk_write_time"),
+    17: ("shared_blk_read_time", "shared_blk_write_time"),
+}
 
 # A transient index of REINDEX CONCURRENTLY left by a failed run: PostgreSQL's documentation says to drop it.
 _LEFTOVER = re.compile(r"_cc(new|old)[0-9]*$")
@@ -213,9 +215,9 @@ def space_problem(needed_bytes: int, free_bytes: int, reserve_bytes: int, where:
     """Why a rebuild needing ``needed_bytes`` must not start, or empty: the new copy plus the reserve must fit."""
     if free_bytes - needed_bytes >= reserve_bytes:
         return ""
+    megabytes = (free_bytes // 1048576, needed_bytes // 1048576, reserve_bytes // 1048576)
     return ("not enough free disk on %s for the new copy: %d MB free, the copy needs %d MB and %d MB must stay "
-            "free (pg_maintenance_reindex_reserve_mb)" % (where, free_bytes // 1048576, needed_bytes // 1048576,
-                                                         reserve_bytes // 1048576))
+            "free (pg_maintenance_reindex_reserve_mb)" % ((where,) + megabytes))
 
 
 def _check(check: str, target: str, status: str, value: Any, threshold: str, reason: str, unit: str = "",
@@ -280,8 +282,8 @@ def info_checks(report: dict[str, Any], host: str, slow_ms: float, shown: int = 
                              "warn" if row["mean_ms"] > slow_ms else "ok", row["mean_ms"], "< %g ms" % slow_ms,
                              "%s (%d calls, %s rows)" % (text[:160], row["calls"], row["rows"]), unit="ms mean"))
     for table in report["tables"][:shown]:
-        checks.append(_check("table size", "%s/%s.%s.%s" % (host, table["database"], table["schema"],
-                                                             table["table"]),
+        name = "%s/%s.%s.%s" % (host, table["database"], table["schema"], table["table"])
+        checks.append(_check("table size", name,
                              "ok", _mb(table["total_bytes"]), "reported only",
                              "table %.1f MB, indexes %.1f MB, %d dead tuples (%.0f %%)"
                              % (_mb(table["table_bytes"]), _mb(table["index_bytes"]), table["n_dead_tup"] or 0,

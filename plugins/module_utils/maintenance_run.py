@@ -13,11 +13,22 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance import (
-    action_name, confirm_reindex, estimated_bloat, plan_vacuum, reindex_decision, space_problem,
-    statements_diagnosis, top_statements_sql, vacuum_options,
+    action_name,
+    confirm_reindex,
+    estimated_bloat,
+    plan_vacuum,
+    reindex_decision,
+    space_problem,
+    statements_diagnosis,
+    top_statements_sql,
+    vacuum_options,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
-    PostgresError, connect, query, query_one, server_major_version,
+    PostgresError,
+    connect,
+    query,
+    query_one,
+    server_major_version,
 )
 
 STANDBY_REASON = ("a standby: VACUUM, ANALYZE and REINDEX cannot run on a server in recovery; the primary's run "
@@ -53,7 +64,8 @@ WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
 _INDEXES_SQL = """
 SELECT current_database() AS database, n.nspname AS schema, ci.relname AS index, ct.relname AS table,
        i.indexrelid::bigint AS oid, i.indrelid::bigint AS table_oid, am.amname AS method, i.indisvalid AS valid,
-       ci.relpages::bigint * current_setting('block_size')::int AS bytes, ci.relpages::bigint AS relpages, ci.reltuples::float AS reltuples,
+       ci.relpages::bigint * current_setting('block_size')::int AS bytes, ci.relpages::bigint AS relpages,
+       ci.reltuples::float AS reltuples,
        coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(ci.reloptions) o WHERE o LIKE 'fillfactor=%%'),
                 90) AS fillfactor,
        CASE WHEN (SELECT count(*) FROM unnest(i.indkey) k(attnum) WHERE k.attnum = 0) > 0 THEN NULL
@@ -285,8 +297,9 @@ def plan_reindex_in(conn: Any, limits: dict[str, Any]) -> tuple[list[dict[str, A
             except PostgresError as exc:
                 if "lock timeout" not in str(exc):
                     raise
+                holders = lock_holders(conn, qualified(index["schema"], index["table"]))
                 decision = dict(decision, action="skip", reason=decision["reason"] + "; its table is locked by "
-                                "another session (%s): not measured, skipped" % lock_holders(conn, qualified(index["schema"], index["table"])))
+                                "another session (%s): not measured, skipped" % holders)
         elif decision["action"] == "reindex" and index["valid"]:
             decision = confirm_reindex(decision, None, index["fillfactor"], limits)
         entry = {"database": index["database"], "schema": index["schema"], "index": index["index"],
@@ -364,8 +377,9 @@ def run_reindex(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
                 free, path = free_bytes_for(conn, item["tablespace"])
                 if free is None:
                     raise PostgresError("cannot check the free disk for rebuilding %s: the directory %s is not "
-                                        "the server's on the host running the module (or not readable there). Run it on the database server (the role "
-                                        "does), or set check_free_space=false" % (item["index"], path))
+                                        "the server's on the host running the module (or not readable there). "
+                                        "Run it on the database server (the role does), or set "
+                                        "check_free_space=false" % (item["index"], path))
                 problem = space_problem(item["bytes_before"], free, reserve, path)
                 if problem:
                     skipped.append(dict(item, reason=problem))

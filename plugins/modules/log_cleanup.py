@@ -11,7 +11,7 @@ short_description: Delete log files older than N days, never one a process has o
 version_added: 0.5.0
 description:
   - Deletes regular files under O(paths) (recursively, symlinks not followed) whose names match O(patterns)
-    and whose modification time is older than O(age_days): current, rotated and compressed logs alike.
+    and whose modification time is older than O(age_days) (current, rotated and compressed logs alike).
   - A file that any process has open (read from C(/proc/<pid>/fd)) is kept and reported, whatever its age; a
     server writing to a deleted log keeps its disk space and loses the lines. Run it as root. Where root may not
     read another user's descriptors (no C(CAP_SYS_PTRACE), as in containers), they are read as that user; a
@@ -36,6 +36,14 @@ options:
     type: list
     elements: str
     default: ["*.log", "*.log.*", "*.log-*", "*.csv", "*.json", "*.gz", "*.xz", "*.bz2", "*.zst"]
+  keep:
+    description:
+      - Files never deleted whatever their age, for example a server's current log. Needed for servers that
+        open their log for each line instead of holding it open (C(redis-server) does), which the open-file
+        check cannot see between two lines.
+    type: list
+    elements: path
+    default: []
   report_target:
     description: Name of this host in RV(checks); default C(localhost).
     type: str
@@ -59,6 +67,11 @@ deleted:
   elements: dict
 kept_open:
   description: Old files kept because a process has them open.
+  returned: success
+  type: list
+  elements: dict
+kept_named:
+  description: Old files kept because O(keep) names them.
   returned: success
   type: list
   elements: dict
@@ -91,7 +104,10 @@ checks:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.log_files import (
-    DEFAULT_PATTERNS, LogCleanupError, clean_logs, cleanup_checks,
+    DEFAULT_PATTERNS,
+    LogCleanupError,
+    clean_logs,
+    cleanup_checks,
 )
 
 
@@ -101,13 +117,15 @@ def main() -> None:
             "paths": {"type": "list", "elements": "path", "required": True},
             "age_days": {"type": "float", "default": 30},
             "patterns": {"type": "list", "elements": "str", "default": DEFAULT_PATTERNS},
+            "keep": {"type": "list", "elements": "path", "default": []},
             "report_target": {"type": "str"},
         },
         supports_check_mode=True,
     )
     params = module.params
     try:
-        result = clean_logs(params["paths"], params["patterns"], params["age_days"], module.check_mode)
+        result = clean_logs(params["paths"], params["patterns"], params["age_days"], module.check_mode,
+                            keep=params["keep"])
     except LogCleanupError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(checks=cleanup_checks(result, params["report_target"] or "localhost", params["age_days"],

@@ -105,9 +105,25 @@ statements:
   type: list
   elements: dict
 pg_stat_statements:
-  description: C(preload), C(available), C(installed), C(pending_restart) and C(problem) (empty when readable).
+  description: Whether the extension can be read, and if not why.
   returned: success
   type: dict
+  contains:
+    preload:
+      description: The running server's C(shared_preload_libraries).
+      type: str
+    available:
+      description: Whether the extension is installed on the server's host (C(pg_available_extensions)).
+      type: bool
+    installed:
+      description: Whether the extension is created in O(login_db).
+      type: bool
+    pending_restart:
+      description: Whether C(shared_preload_libraries) was changed and waits for a restart.
+      type: bool
+    problem:
+      description: What stops the statements being read and what to change; empty when they are readable.
+      type: str
 created_extensions:
   description: Extensions created (or that would be in check mode).
   returned: success
@@ -129,7 +145,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance import info_checks
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance_run import read_report
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2, PostgresError, postgres_argument_spec,
+    HAS_PSYCOPG2,
+    PostgresError,
+    postgres_argument_spec,
 )
 
 

@@ -106,7 +106,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance import reindex_checks
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance_run import run_reindex, scheduling_argument_spec
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2, PostgresError, postgres_argument_spec,
+    HAS_PSYCOPG2,
+    PostgresError,
+    postgres_argument_spec,
 )
 
 

@@ -111,7 +111,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance import VACUUM_DEFAULTS, vacuum_checks
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance_run import run_vacuum, scheduling_argument_spec
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2, PostgresError, postgres_argument_spec,
+    HAS_PSYCOPG2,
+    PostgresError,
+    postgres_argument_spec,
 )
 
 
@@ -135,8 +137,8 @@ def main() -> None:
         result = run_vacuum(module.params, module.check_mode)
     except PostgresError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(checks=vacuum_checks(result, module.params["report_target"] or module.params["login_host"] or "localhost",
-                                     module.check_mode), **result)
+    target = module.params["report_target"] or module.params["login_host"] or "localhost"
+    module.exit_json(checks=vacuum_checks(result, target, module.check_mode), **result)
 
 
 if __name__ == "__main__":

@@ -44,8 +44,9 @@ def dead_tuples(lab, table):
 def make_table(lab, table, rows, index=True):
     """A table of random text and numbers (autovacuum off, so only our run cleans it)."""
     sql(lab, "CREATE TABLE %s (id bigserial PRIMARY KEY, n int, body text) WITH (autovacuum_enabled = false)" % table)
-    sql(lab, "INSERT INTO %s (n, body) SELECT (random() * 1e9)::int, md5(random()::text) || md5(random()::text) "
-             "FROM generate_series(1, %d)" % (table, rows))
+    # n is unique (a unique index over it is valid until a test makes duplicates), its order random
+    sql(lab, "INSERT INTO %s (n, body) SELECT g * 1000 + (random() * 999)::int, md5(random()::text) || "
+             "md5(random()::text) FROM generate_series(1, %d) AS g" % (table, rows))
     if index:
         sql(lab, "CREATE INDEX %s_body_idx ON %s (body)" % (table, table))
     sql(lab, "ANALYZE %s" % table)
@@ -197,7 +198,7 @@ def test_pg_stat_statements_lists_a_slow_statement(mdb):
     missing = module(mdb, "pg_maintenance_info", login_db=DB).result
     assert "not created in database 'maint_it'" in missing["pg_stat_statements"]["problem"]
     assert missing["statements"] == [] and missing["checks"][0]["status"] == "warn"
-    for _ in range(3):
+    for _attempt in range(3):
         sql(mdb, "SELECT pg_sleep(0.2)")
     created = module(mdb, "pg_maintenance_info", login_db=DB, create_extensions=["pg_stat_statements"],
                      count_rows=[DB]).result

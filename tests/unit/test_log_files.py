@@ -10,7 +10,10 @@ import time
 import pytest
 
 from ansible_collections.muejam.dbops.plugins.module_utils.log_files import (
-    DEFAULT_PATTERNS, LogCleanupError, clean_logs, cleanup_checks,
+    DEFAULT_PATTERNS,
+    LogCleanupError,
+    clean_logs,
+    cleanup_checks,
 )
 
 DAY = 86400
@@ -39,7 +42,7 @@ def logs(tmp_path):
     }
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; f = open(sys.argv[1], 'a'); time.sleep(60)",
                                str(files["open"])])
-    for _ in range(50):
+    for _attempt in range(50):
         if any(os.path.realpath("/proc/%d/fd/%s" % (holder.pid, fd)) == str(files["open"])
                for fd in os.listdir("/proc/%d/fd" % holder.pid)):
             break
@@ -71,3 +74,13 @@ def test_old_files_go_new_open_and_unmatched_ones_stay(logs, tmp_path):
 def test_an_age_under_a_day_is_refused(tmp_path):
     with pytest.raises(LogCleanupError, match="at least 1"):
         clean_logs([str(tmp_path)], DEFAULT_PATTERNS, 0.5, check_mode=False)
+
+
+def test_a_file_named_in_keep_stays_whatever_its_age(tmp_path):
+    """redis-server opens its log for each line: between two lines no process has it open, so it is kept by name."""
+    current = write(tmp_path / "redis-server.log", 40)
+    rotated = write(tmp_path / "redis-server.log.1", 40)
+    result = clean_logs([str(tmp_path)], DEFAULT_PATTERNS, 30, check_mode=False, keep=[str(current)])
+    assert current.exists() and not rotated.exists()
+    assert [k["path"] for k in result["kept_named"]] == [str(current)]
+    assert "named in keep: %s" % current in cleanup_checks(result, "redis1", 30, False)[0]["reason"]

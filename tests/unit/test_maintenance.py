@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from ansible_collections.muejam.dbops.plugins.module_utils.maintenance import (
-    VACUUM_DEFAULTS, confirm_reindex, estimated_btree_pages, info_checks, is_leftover, plan_vacuum,
-    reindex_checks, reindex_decision, space_problem, statement_io_columns, statements_diagnosis,
-    top_statements_sql, vacuum_checks, vacuum_options,
+    VACUUM_DEFAULTS,
+    confirm_reindex,
+    estimated_btree_pages,
+    info_checks,
+    is_leftover,
+    plan_vacuum,
+    reindex_checks,
+    reindex_decision,
+    space_problem,
+    statement_io_columns,
+    statements_diagnosis,
+    top_statements_sql,
+    vacuum_checks,
+    vacuum_options,
 )
 
 LIMITS = {"bloat_ratio": 0.3, "min_index_bytes": 10 * 1048576, "invalid_action": "reindex"}

@@ -197,8 +197,8 @@ def main() -> None:
                        ("space reclaimed (MB)", "reclaimed_mb")):
         ratio = ours[key] / base[key] if base[key] else float("nan")
         print("%-40s %12s %12s %8.2f" % (label, base[key], ours[key], ratio))
-    print("%-40s %12s %12s" % ("inserts done / failed", "%d / %d" % (base["inserts"], base["failed_inserts"]),
-                                "%d / %d" % (ours["inserts"], ours["failed_inserts"])))
+    counts = ["%d / %d" % (side["inserts"], side["failed_inserts"]) for side in (base, ours)]
+    print("%-40s %12s %12s" % ("inserts done / failed", counts[0], counts[1]))
     print("%-40s %12s %12s" % ("dead tuples after", base["dead_tuples_after"], ours["dead_tuples_after"]))
     print("goal: the playbook's longest stall under 1 s: %s" % ("met" if ours["longest_insert_s"] < 1 else "NOT met"))
 

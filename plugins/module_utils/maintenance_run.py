@@ -156,6 +156,15 @@ def list_databases(conn: Any, wanted: list[str]) -> list[dict[str, Any]]:
     return [d for d in found if d["name"] in wanted]
 
 
+def target_databases(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The databases to work on (params["databases"], or every one that accepts connections)."""
+    conn = connect(params)
+    try:
+        return list_databases(conn, params["databases"])
+    finally:
+        conn.close()
+
+
 def each_database(params: dict[str, Any], databases: list[dict[str, Any]]):
     """Yield (name, connection) for each database, closing each connection after use."""
     for db in databases:
@@ -220,13 +229,8 @@ def run_vacuum(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     limits = {k: params[k] for k in ("dead_ratio", "min_dead_tuples", "analyze_ratio", "min_changed_rows",
                                      "max_days_since_vacuum", "max_days_since_analyze", "freeze_age")}
     window = Window(params["window_minutes"], params["not_after"])
-    conn = connect(params)
-    try:
-        databases = list_databases(conn, params["databases"])
-    finally:
-        conn.close()
     plan, done, skipped = [], [], []
-    for _name, conn in each_database(params, databases):
+    for _name, conn in each_database(params, target_databases(params)):
         set_session(conn, params["lock_timeout_ms"])
         tables = [t for t in query(conn, _TABLE_STATS_SQL) if not params["tables"]
                   or "%s.%s" % (t["schema"], t["table"]) in params["tables"] or t["table"] in params["tables"]]
@@ -356,13 +360,8 @@ def run_reindex(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
               "invalid_action": params["invalid_action"]}
     window = Window(params["window_minutes"], params["not_after"])
     reserve = params["reserve_mb"] * 1048576
-    conn = connect(params)
-    try:
-        databases = list_databases(conn, params["databases"])
-    finally:
-        conn.close()
     plan, done, skipped = [], [], []
-    for _name, conn in each_database(params, databases):
+    for _name, conn in each_database(params, target_databases(params)):
         set_session(conn, params["lock_timeout_ms"])
         work, not_done = plan_reindex_in(conn, limits)
         plan.extend(work)

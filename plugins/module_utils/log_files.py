@@ -170,17 +170,12 @@ def clean_logs(paths: list[str], patterns: list[str], age_days: float, check_mod
 def cleanup_checks(result: dict[str, Any], host: str, age_days: float, check_mode: bool) -> list[dict[str, Any]]:
     """The cleanup as one report check."""
     verb = "would delete" if check_mode else "deleted"
-    reason = []
-    if result["kept_open"]:
-        reason.append("kept %d old file(s) a process has open: %s" % (
-            len(result["kept_open"]), ", ".join(k["path"] for k in result["kept_open"][:5])))
-    if result["kept_unknown"]:
-        reason.append("kept %d old file(s) whose owner runs a process whose open files cannot be read: %s" % (
-            len(result["kept_unknown"]), "; ".join("%s (%s)" % (k["path"], k["reason"]) for k in
-                                                   result["kept_unknown"][:5])))
-    if result.get("kept_named"):
-        reason.append("kept %d old file(s) named in keep: %s" % (
-            len(result["kept_named"]), ", ".join(k["path"] for k in result["kept_named"][:5])))
+    kept = (("kept_open", "a process has open", ", ", "%(path)s"),
+            ("kept_unknown", "whose owner runs a process whose open files cannot be read", "; ",
+             "%(path)s (%(reason)s)"),
+            ("kept_named", "named in keep", ", ", "%(path)s"))
+    reason = ["kept %d old file(s) %s: %s" % (len(result[key]), why, sep.join(shown % k for k in result[key][:5]))
+              for key, why, sep, shown in kept if result[key]]
     if result["missing_paths"]:
         reason.append("no such directory: %s" % ", ".join(result["missing_paths"]))
     return [{"check": "log cleanup", "target": host, "status": "ok",

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from ansible_collections.muejam.dbops.plugins.module_utils.masking import scrub
+from ansible_collections.muejam.dbops.plugins.module_utils.promotion import CONTROL_TIMELINE_SQL
 from ansible_collections.muejam.dbops.plugins.module_utils.standby import format_conninfo, passfile_line
 from ansible_collections.muejam.dbops.plugins.module_utils.standby_setup import ClusterHost
 
@@ -104,8 +105,32 @@ class Rewind(ClusterHost):
             time.sleep(0.5)
         self.systemctl("stop", self.service)
 
+    def source_psql(self, sql: str) -> str:
+        """One statement on the source through psql, with pg_rewind's own conninfo and passfile."""
+        params = self.params
+        conninfo = source_conninfo(params["source_host"], params["source_port"], params["rewind_user"],
+                                   params["passfile"])
+        rc, out, err = self.run([os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                 "-d", conninfo, "-c", sql], as_postgres=True, check=False, env={"LC_ALL": "C"})
+        if rc != 0:
+            self.fail("cannot run %s on the new primary %s as %s: %s. pg_rewind was not run; nothing was changed "
+                      "on the data directory." % (sql.split()[0], params["source_host"], params["rewind_user"],
+                                                  scrub(err.strip(), params["rewind_password"])))
+        return out.strip()
+
+    def checkpoint_source(self) -> None:
+        """Make the source's control file carry its new timeline before pg_rewind reads it (see
+        promotion.checkpoint_new_timeline: without it pg_rewind before 16 says "no rewind required" for a server
+        that did diverge)."""
+        current, checkpointed = self.source_psql(CONTROL_TIMELINE_SQL).split("|")
+        if int(checkpointed) < int(current):
+            self.source_psql("CHECKPOINT")
+            self.actions.append("checkpointed %s (its control file still named timeline %s)"
+                                % (self.params["source_host"], checkpointed))
+
     def rewind(self) -> tuple[str, str]:
         params = self.params
+        self.checkpoint_source()
         rc, out, err = self.run([os.path.join(self.bindir, "pg_rewind"), "--target-pgdata=%s" % self.datadir,
                                  "--source-server=%s" % source_conninfo(params["source_host"], params["source_port"],
                                                                         params["rewind_user"], params["passfile"]),

@@ -50,7 +50,11 @@ options:
     type: int
     default: 5432
   rewind_user:
-    description: The role C(pg_rewind) connects as (a superuser, or a role with the grants pg_rewind documents).
+    description:
+      - The role C(pg_rewind) connects as (a superuser, or a role with the grants pg_rewind documents).
+      - When the new primary has not checkpointed since its promotion, the module runs C(CHECKPOINT) there first
+        (pg_rewind before PostgreSQL 16 would otherwise answer "no rewind required" for a server that diverged),
+        so a role that is not a superuser also needs C(pg_checkpoint) (PostgreSQL 15 and later).
     type: str
     default: postgres
   rewind_password:

@@ -40,6 +40,9 @@ def test_a_diverged_old_primary_is_rewound_with_a_password_holding_colon_and_bac
                      [0][0] == 1, what="pg2 to replay the common table")
     promoted = run_module("pg_promote", pg_pair.conn_args("pg2"))
     assert promoted.result.get("promoted") is True, promoted.result
+    # pg_promote checkpoints the new timeline before it returns: pg_rewind before 16 reads the source's timeline
+    # from its control file and, until that checkpoint, answers "no rewind required" (seen in CI on 15).
+    assert pg_pair.sql("pg2", "SELECT timeline_id FROM pg_control_checkpoint()")[0][0] == 2
     pg_pair.sql("pg1", "CREATE TABLE it_diverged AS SELECT generate_series(1, 1000) AS n")
     pg_pair.sql("pg1", "CHECKPOINT")
     pg_pair.sql("pg2", "CREATE TABLE it_new_timeline (n int); INSERT INTO it_new_timeline VALUES (2)")

@@ -267,4 +267,6 @@ def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
     """What a catalog listing shows of one backup."""
     keys = ("id", "kind", "series", "databases", "start_time", "end_time", "size", "raw_size", "compression",
             "server_version", "start_lsn", "stop_lsn", "timeline", "start_wal", "encryption")
-    return {k: manifest.get(k) for k in keys}
+    summary = {k: manifest.get(k) for k in keys}
+    summary["labels"] = manifest.get("labels") or {}
+    return summary

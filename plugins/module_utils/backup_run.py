@@ -99,13 +99,16 @@ def do_backup(params: dict, check_mode: bool, client, target: S3Target, settings
         databases = []
     elif "all" in databases and len(databases) > 1:
         raise BackupError("databases: 'all' cannot be combined with other names")
+    labels = {str(k): str(v) for k, v in (params.get("labels") or {}).items()}
     server = server_info(params)
     if check_mode:
         check_bucket(client, target)
-        return {"changed": True, "would": "take a %s backup of %s to %s" % (
-            params["kind"], ", ".join(databases) or "the cluster", target.describe())}
+        return {"changed": True, "would": "take a %s backup of %s to %s%s" % (
+            params["kind"], ", ".join(databases) or "the cluster", target.describe(),
+            " labelled %s" % ", ".join("%s=%s" % kv for kv in sorted(labels.items())) if labels else "")}
     manifest = run_backup(client, target, settings, params["kind"], databases, server, pg_env(params),
-                          wal_method=params["wal_method"], checkpoint=params["checkpoint"], bindir=params["pg_bindir"])
+                          wal_method=params["wal_method"], checkpoint=params["checkpoint"], bindir=params["pg_bindir"],
+                          labels=labels)
     return {"changed": True, "backup": manifest}
 
 

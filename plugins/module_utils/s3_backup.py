@@ -520,7 +520,7 @@ def command_for(entry: dict[str, Any], wal_method: str, checkpoint: str, bindir:
 
 def run_backup(client: Any, target: S3Target, settings: StreamSettings, kind: str, databases: list[str],
                server: dict[str, Any], env: dict[str, str], wal_method: str = "fetch", checkpoint: str = "fast",
-               bindir: str = "") -> dict[str, Any]:
+               bindir: str = "", labels: dict[str, str] | None = None) -> dict[str, Any]:
     """Take one backup (all its objects), then write its manifest; on any failure remove what was written."""
     check_bucket(client, target)
     plan = plan_backup_files(kind, databases, server)
@@ -528,7 +528,7 @@ def run_backup(client: Any, target: S3Target, settings: StreamSettings, kind: st
     label = "base" if kind == "base" else "+".join(databases)
     ident = backup_id(kind, label, started)
     done: list[dict[str, Any]] = []
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"labels": dict(labels or {})}
     try:
         for entry in plan:
             key = backup_key(target.prefix, ident, entry["name"] + _suffix(settings))
@@ -536,7 +536,7 @@ def run_backup(client: Any, target: S3Target, settings: StreamSettings, kind: st
             uploaded = stream_child_to_s3(client, target, key, argv, env, what, settings, entry["estimate"])
             stderr = uploaded.pop("stderr")
             if entry["content"] == "pg_basebackup-tar":
-                extra = parse_basebackup_positions(stderr)
+                extra.update(parse_basebackup_positions(stderr))
                 segment = server["wal_segment_size"]
                 extra["start_wal"] = wal_file_name(extra["timeline"], parse_lsn(extra["start_lsn"]), segment)
                 extra["stop_wal"] = wal_file_name(extra["timeline"], parse_lsn(extra["stop_lsn"]), segment)

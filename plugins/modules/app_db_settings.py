@@ -19,13 +19,11 @@ extends_documentation_fragment:
   - muejam.dbops.attributes
 options:
   settings_file:
-    description: The settings file to write.
+    description: The settings file to write. Without it (and O(settings_content)) only O(env) is set.
     type: path
-    required: true
   settings_content:
-    description: Its whole content.
+    description: Its whole content; required with O(settings_file).
     type: str
-    required: true
   settings_mode:
     description: Mode of O(settings_file).
     type: str
@@ -100,8 +98,8 @@ from ansible_collections.muejam.dbops.plugins.module_utils.files import read_tex
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "settings_file": {"type": "path", "required": True},
-            "settings_content": {"type": "str", "required": True},
+            "settings_file": {"type": "path"},
+            "settings_content": {"type": "str"},
             "settings_mode": {"type": "str", "default": "0644"},
             "env_file": {"type": "path"},
             "env": {"type": "dict", "default": {}},
@@ -110,6 +108,8 @@ def main() -> None:
             "group": {"type": "str", "default": "root"},
         },
         supports_check_mode=True,
+        required_together=[["settings_file", "settings_content"]],
+        required_one_of=[["settings_file", "env"]],
     )
     params = module.params
     if params["env"] and not params["env_file"]:
@@ -125,8 +125,10 @@ def main() -> None:
         module.fail_json(msg="Bad owner, group or mode (%s). Nothing was changed." % exc)
 
     # (path, text before, text wanted, mode); each file is read once.
-    settings_before = read_text(params["settings_file"])
-    wanted = [(params["settings_file"], settings_before, params["settings_content"], modes["settings_mode"])]
+    wanted = []
+    if params["settings_file"]:
+        wanted.append((params["settings_file"], read_text(params["settings_file"]), params["settings_content"],
+                       modes["settings_mode"]))
     if params["env_file"] and params["env"]:
         env_before = read_text(params["env_file"])
         env = {key: str(value) for key, value in params["env"].items()}

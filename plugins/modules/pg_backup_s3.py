@@ -141,6 +141,12 @@ options:
   backup_id:
     description: The backup to verify or restore. Default is the newest complete one of O(kind).
     type: str
+  labels:
+    description:
+      - With O(mode=backup), names and values written into the manifest (for example C(purpose=pre-migration)
+        and the migration), shown by O(mode=list). They do not change retention, which keeps or deletes by age.
+    type: dict
+    default: {}
   verify_list:
     description: With O(mode=verify), also run C(pg_restore --list) over logical dumps.
     type: bool
@@ -267,6 +273,7 @@ backup:
     size: 104857600
     raw_size: 524288000
     compression: zstd
+    labels: {purpose: pre-migration}
     files:
       - name: muejam_library.dump.zst
         key: postgresql/pg1/backups/20260217T020000Z-logical-muejam_library/muejam_library.dump.zst
@@ -357,6 +364,7 @@ def argument_spec() -> dict:
         wal_method={"type": "str", "default": "fetch", "choices": ["fetch", "none"]},
         checkpoint={"type": "str", "default": "fast", "choices": ["fast", "spread"]},
         backup_id={"type": "str"},
+        labels={"type": "dict", "default": {}},
         verify_list={"type": "bool", "default": True},
         max_age_hours={"type": "float"},
         retention_days={"type": "int", "default": 30},

@@ -4,7 +4,8 @@
   load-balancer list in databases.py, reads spread over the replicas by weight;
 - a Redis Cluster cache in front of GET /stories/<id> (TTL CACHE_TTL_SECONDS), fail-open: when
   Redis does not answer, the read goes to the database and the error is counted;
-- GET /health: 200 with the checks it made, 503 when the primary cannot be reached;
+- GET /health: 200 with the checks it made, 503 when the primary cannot be reached or lacks a column
+  the application reads;
 - GET /metrics/json (the runbook's shapes) and GET /metrics (the same figures, Prometheus text);
 - POST /stories/<id>/view: a write on the primary (the traffic generator's writes);
 - SIGHUP (systemctl reload) re-reads the environment file and databases.py and applies them without
@@ -356,6 +357,8 @@ class App:
                 with conn.cursor() as cur:
                     cur.execute("SELECT pg_is_in_recovery()")
                     in_recovery = cur.fetchone()[0]
+                    # The columns the application reads (a Django health check touches its models too).
+                    cur.execute(SCHEMA_CHECK)
             finally:
                 conn.close()
             checks["database"] = {"status": "fail" if in_recovery else "ok", "host": db["host"],
@@ -457,6 +460,7 @@ def prometheus_text(metrics):
 
 
 APP = None
+SCHEMA_CHECK = "SELECT id, user_id, title, views FROM stories LIMIT 0"
 STORY = re.compile(r"^/stories/(\d+)(/view)?$")
 
 

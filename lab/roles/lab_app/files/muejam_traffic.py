@@ -7,7 +7,8 @@ Reads GET /stories/<id>: a share of them (--hot-share) on a small hot set (--hot
 cache serves once warm, the rest on random ids (cache misses). --writes is the share of
 POST /stories/<id>/view (a write on the primary). The rate is capped at 500 requests a second and
 the run at one hour; the URL must name the loopback or a lab host (a single-label name), so it
-never sends anywhere but the lab. Prints one JSON line with what it sent and what came back.
+never sends anywhere but the lab. Prints one JSON line with what it sent and what came back, with
+the longest request (max_ms) and the longest write (max_write_ms).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(argv=None):
     if not 0 < args.rate <= MAX_RATE or not 0 < args.seconds <= MAX_SECONDS:
         sys.exit("--rate must be in (0, %d] and --seconds in (0, %d]" % (MAX_RATE, MAX_SECONDS))
 
-    results = {"sent": 0, "ok": 0, "not_found": 0, "errors": 0, "cache_hits": 0}
+    results = {"sent": 0, "ok": 0, "not_found": 0, "errors": 0, "cache_hits": 0, "max_ms": 0.0, "max_write_ms": 0.0}
     lock = threading.Lock()
     interval = 1.0 / args.rate
     start = time.monotonic()
@@ -63,6 +64,7 @@ def main(argv=None):
                                      method="POST" if write else "GET", data=b"" if write else None)
         outcome = "errors"
         hit = False
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(req, timeout=10) as answer:
                 body = json.loads(answer.read() or b"{}")
@@ -71,9 +73,13 @@ def main(argv=None):
             outcome = "not_found" if exc.code == 404 else "errors"
         except (OSError, ValueError):
             outcome = "errors"
+        took = round((time.monotonic() - started) * 1000.0, 1)
         with lock:
             results[outcome] += 1
             results["cache_hits"] += hit
+            results["max_ms"] = max(results["max_ms"], took)
+            if write:
+                results["max_write_ms"] = max(results["max_write_ms"], took)
 
     def worker():
         while True:

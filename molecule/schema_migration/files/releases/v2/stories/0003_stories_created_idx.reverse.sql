@@ -1,0 +1,2 @@
+-- atomic: false
+DROP INDEX CONCURRENTLY IF EXISTS stories_created_idx;

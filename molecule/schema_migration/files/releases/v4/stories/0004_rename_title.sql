@@ -1,0 +1,2 @@
+-- Applies, then the application fails: it reads stories.title.
+ALTER TABLE stories RENAME COLUMN title TO headline;

@@ -15,6 +15,8 @@ import traceback
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.muejam.dbops.plugins.module_utils.masking import scrub
 
 PSYCOPG2_IMPORT_ERROR: str | None = None
@@ -201,3 +203,17 @@ def mask_conninfo(conninfo: str) -> str:
     except ValueError:
         return scrub(conninfo)
     return format_conninfo({k: v for k, v in params.items() if k not in _SECRET_KEYS})
+
+
+def run_postgres(module: Any, work: Any) -> None:
+    """Exit the module with work(params, check_mode)'s result, or fail with a PostgresError's message.
+
+    The PostgreSQL twin of redis_conn.run_in_session: psycopg2 must be importable, and an error the user can act
+    on becomes a clear failure."""
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"))
+    try:
+        result = work(module.params, module.check_mode)
+    except PostgresError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)

@@ -223,6 +223,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.migrations import (
+    DEFAULT_RETRY_PATTERN,
     MigrationError,
     decide_rollback,
     pgoptions,
@@ -276,8 +277,7 @@ def main() -> None:
             "statement_timeout": {"type": "str", "default": "30min"},
             "retries": {"type": "int", "default": 2},
             "retry_delay": {"type": "float", "default": 5},
-            "retry_pattern": {"type": "str",
-                              "default": "lock timeout|could not obtain lock|deadlock detected|LockNotAvailable"},
+            "retry_pattern": {"type": "str", "default": DEFAULT_RETRY_PATTERN},
         },
         supports_check_mode=True,
     )

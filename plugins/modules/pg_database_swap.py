@@ -72,14 +72,10 @@ terminated:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.migration_db import swap_databases
-from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2,
-    PostgresError,
-    postgres_argument_spec,
-)
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import postgres_argument_spec, run_postgres
 
 
 def main() -> None:
@@ -91,14 +87,7 @@ def main() -> None:
         terminate_sessions={"type": "bool", "default": False},
         retries={"type": "int", "default": 3},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
-    try:
-        result = swap_databases(module.params, module.check_mode)
-    except PostgresError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_postgres(AnsibleModule(argument_spec=argument_spec, supports_check_mode=True), swap_databases)
 
 
 if __name__ == "__main__":

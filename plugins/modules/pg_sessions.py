@@ -214,14 +214,14 @@ msg:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2,
     PostgresError,
     connect,
     postgres_argument_spec,
     query_one,
+    run_postgres,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.sessions import (
     FILTERS,
@@ -302,14 +302,7 @@ def main() -> None:
         explain_analyze={"type": "bool", "default": False},
         explain_timeout_seconds={"type": "int", "default": 30},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
-    try:
-        result = run(module.params, module.check_mode)
-    except PostgresError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_postgres(AnsibleModule(argument_spec=argument_spec, supports_check_mode=True), run)
 
 
 if __name__ == "__main__":

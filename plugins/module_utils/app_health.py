@@ -40,6 +40,17 @@ def value_at(document, path: str):
     return current
 
 
+def values_at(document, paths: dict) -> dict:
+    """{name: value at path} for each named path; None where the path is missing or nothing was read."""
+    found = {}
+    for name, path in paths.items():
+        try:
+            found[name] = value_at(document, str(path)) if document is not None else None
+        except PathMissing:
+            found[name] = None
+    return found
+
+
 # Each limit a check may set: (key, status when crossed, comparison), in the order they are judged.
 _LIMITS = (("fail_above", "fail", ">"), ("fail_below", "fail", "<"), ("warn_above", "warn", ">"),
            ("warn_below", "warn", "<"))
@@ -81,6 +92,9 @@ def metric_check(metrics, error: str | None, spec: dict, target: str) -> dict:
     if raw is None:
         return dict(check, status="warn", reason="%s is null (nothing measured in the window?)" % spec["path"])
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        if isinstance(raw, bool) and not any(spec.get(key) is not None for key, dummy, dummy2 in _LIMITS):
+            # a flag reported as it is (force_primary_reads: true); only a limit needs a number
+            return dict(check, value=raw, status="ok", reason="")
         return dict(check, status="fail", reason="%s is %r, not a number" % (spec["path"], raw))
     value = raw * float(spec.get("scale") or 1)
     status, reason = judge_value(value, spec)

@@ -93,6 +93,12 @@ options:
         description: Playbook to run when the check is not ok.
         type: str
         default: ""
+  values:
+    description:
+      - Figures to return as they are, a name for each JSON path (C(errors) for C(requests.errors)), to compare
+        two readings (the 5xx answered during an incident run, for instance). A path missing from the JSON gives null.
+    type: dict
+    default: {}
   health_runbook:
     description: Runbook section named when the health endpoint fails.
     type: str
@@ -132,11 +138,16 @@ metrics:
   description: The metrics JSON as read (null when it could not be read).
   returned: always
   type: dict
+values:
+  description: The figures of O(values), by name; null for a path missing or metrics not read.
+  returned: always
+  type: dict
+  sample: {"errors": 0, "cache_errors": 12}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.muejam.dbops.plugins.module_utils.app_health import judge
+from ansible_collections.muejam.dbops.plugins.module_utils.app_health import judge, values_at
 from ansible_collections.muejam.dbops.plugins.module_utils.http_get import fetch, fetch_json, parse
 
 
@@ -151,6 +162,7 @@ def main():
         "health_url": {"type": "str", "required": True}, "metrics_url": {"type": "str"},
         "timeout": {"type": "float", "default": 5}, "target": {"type": "str", "default": "application"},
         "checks": {"type": "list", "elements": "dict", "default": [], "options": check_spec},
+        "values": {"type": "dict", "default": {}},
         "health_runbook": {"type": "str", "default": "Incident Response"},
         "health_playbook": {"type": "str", "default": ""},
     }, supports_check_mode=True)
@@ -163,7 +175,7 @@ def main():
             metrics, metrics_error = None, "%s did not answer a JSON object" % p["metrics_url"]
     checks = judge((code, body, error, p["health_url"]), (metrics, metrics_error),
                    p["checks"] if p["metrics_url"] else [], p["target"], p["health_runbook"], p["health_playbook"])
-    module.exit_json(changed=False, checks=checks, metrics=metrics,
+    module.exit_json(changed=False, checks=checks, metrics=metrics, values=values_at(metrics, p["values"]),
                      health={"status": code, "json": parse(body), "error": error})
 
 

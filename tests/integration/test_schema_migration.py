@@ -266,3 +266,20 @@ def test_database_swap(pg_lab):
     assert again["changed"] is False
     for name in ("swap_it", "swap_it_old"):
         pg_lab.sql("pg1", "DROP DATABASE %s" % name)
+
+
+def test_wrong_password_is_a_clear_error_and_changes_nothing(pg_lab):
+    for name in ("swap_pw", "swap_pw_rb"):
+        pg_lab.sql("pg1", "DROP DATABASE IF EXISTS %s" % name)
+        pg_lab.sql("pg1", "CREATE DATABASE %s" % name)
+    wrong = pg_lab.conn_args("pg1", login_password="not-the-password")
+    swap = run_module("pg_database_swap", {**wrong, "name": "swap_pw", "replacement": "swap_pw_rb",
+                                           "keep_as": "swap_pw_old"})
+    check = run_module("pg_migration_check", {**wrong, "app_database": DB})
+    for result in (swap, check):
+        assert result.failed and "Authentication failed" in result.result["msg"], result.result["msg"]
+        assert "not-the-password" not in result.output
+    assert sorted(r[0] for r in pg_lab.sql("pg1", "SELECT datname FROM pg_database WHERE datname LIKE 'swap_pw%'")) \
+        == ["swap_pw", "swap_pw_rb"]
+    for name in ("swap_pw", "swap_pw_rb"):
+        pg_lab.sql("pg1", "DROP DATABASE %s" % name)

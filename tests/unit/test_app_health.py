@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.muejam.dbops.plugins.module_utils.app_health import judge, metric_check, value_at
+from ansible_collections.muejam.dbops.plugins.module_utils.app_health import judge, metric_check, value_at, values_at
 
 METRICS = {"connection_pool": {"max": 50, "in_use": 20, "utilization": 40.0},
            "cache": {"hits": 10, "misses": 40, "hit_rate": 20.0},
@@ -52,3 +52,20 @@ def test_unreachable_health_and_metrics_fail_every_check_with_the_reason():
 def test_health_503_is_a_critical_failure_with_the_body():
     check = judge((503, '{"status": "fail"}', None, "http://x/health"), (METRICS, None), [], "app")[0]
     assert check["status"] == "fail" and check["critical"] and check["reason"].startswith("HTTP 503 from")
+
+
+def test_values_by_name_and_null_where_missing():
+    metrics = {"requests": {"errors": 3}, "cache": {"hits": 10, "misses": None}, "pools": [{"in_use": 4}]}
+    paths = {"errors": "requests.errors", "hits": "cache.hits", "misses": "cache.misses", "first": "pools[0].in_use",
+             "gone": "cache.evictions"}
+    assert values_at(metrics, paths) == {"errors": 3, "hits": 10, "misses": None, "first": 4, "gone": None}
+    assert values_at(None, {"errors": "requests.errors"}) == {"errors": None}
+
+
+def test_a_flag_without_limits_is_reported_as_it_is():
+    flags = {"load_balancer": {"force_primary_reads": True}}
+    spec = {"name": "reads forced to the primary", "path": "load_balancer.force_primary_reads"}
+    check = metric_check(flags, None, spec, "app")
+    assert (check["status"], check["value"], check["reason"]) == ("ok", True, "")
+    limited = metric_check(flags, None, dict(spec, fail_above=0), "app")
+    assert limited["status"] == "fail" and "not a number" in limited["reason"]

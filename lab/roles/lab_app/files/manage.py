@@ -3,18 +3,22 @@
     manage.py migrate [<app> [<target>|zero]] [--plan]
     manage.py showmigrations [<app>]
     manage.py sqlmigrate [--backwards] <app> <name>
+    manage.py warm_cache [--limit 100] [--ttl <CACHE_TTL_SECONDS>]
 
 Migrations are SQL files of this release: migrations/<app>/NNNN_name.sql, with NNNN_name.reverse.sql
 when the migration can be reversed (none: irreversible, as a RunSQL without reverse_sql). A file whose
 first line is ``-- atomic: false`` runs statement by statement outside a transaction (Django's
 ``atomic = False``, needed by CREATE INDEX CONCURRENTLY); every other one runs, with its record, in one
 transaction. Applied migrations are rows of django_migrations (app, name, applied), Django's table.
+warm_cache is the application's own warm command (the runbook's scripts/warm_cache.py): the most viewed
+stories, cached under the application's keys and in its format, with its TTL.
 The output and exit codes follow Django's, which is what the collection parses. The database
 settings come from the application's environment file (DB_*), as the application reads them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -213,8 +217,48 @@ def sqlmigrate(args):
     return 0
 
 
+def option(args, name, default):
+    if name in args:
+        position = args.index(name)
+        if position + 1 >= len(args) or not args[position + 1].isdigit():
+            raise CommandError("%s needs a number" % name)
+        return int(args[position + 1])
+    return default
+
+
+def warm_cache(args):
+    env = read_env(ENV_FILE)
+    limit = option(args, "--limit", 100)
+    ttl = option(args, "--ttl", int(env.get("CACHE_TTL_SECONDS") or 300))
+    try:
+        from redis.cluster import ClusterNode, RedisCluster
+    except ImportError:
+        raise CommandError("this redis-py has no cluster client (4.1 or later is needed)") from None
+    nodes = [item.strip().rpartition(":") for item in env.get("REDIS_NODES", "").split(",") if item.strip()]
+    if not nodes:
+        raise CommandError("REDIS_NODES is not set in %s" % ENV_FILE)
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id, user_id, title, views FROM stories ORDER BY views DESC, id LIMIT %s", (limit,))
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    cache = RedisCluster(startup_nodes=[ClusterNode(host, int(port)) for host, dummy, port in nodes],
+                         password=env.get("REDIS_PASSWORD") or None, socket_timeout=2)
+    try:
+        for row in rows:
+            story = dict(zip(("id", "user_id", "title", "views"), row))
+            cache.set("story:%d" % story["id"], json.dumps(story), ex=ttl)
+    finally:
+        cache.close()
+    print("Warmed cache with %d stories" % len(rows))
+    return 0
+
+
 def main(argv):
-    commands = {"migrate": migrate, "showmigrations": showmigrations, "sqlmigrate": sqlmigrate}
+    commands = {"migrate": migrate, "showmigrations": showmigrations, "sqlmigrate": sqlmigrate,
+                "warm_cache": warm_cache}
     if not argv or argv[0] not in commands:
         print("Unknown command. Available: %s" % ", ".join(sorted(commands)), file=sys.stderr)
         return 1

@@ -19,7 +19,6 @@ from ansible_collections.muejam.dbops.plugins.module_utils.redis_conn import (
     reply_text,
 )
 from ansible_collections.muejam.dbops.plugins.module_utils.redis_topology import (
-    ClusterNode,
     ClusterTopology,
     RedisClusterError,
 )
@@ -176,11 +175,7 @@ def flush_cluster(session: ClusterSession, check_mode: bool, wait_seconds: float
     would survive and come back with it) or while slots are uncovered or open.
     """
     topology = session.load()
-    try:
-        refuse_unsafe_cluster(topology, allow_open_slots=False)
-    except RedisClusterError as exc:
-        raise RedisClusterError(str(exc).replace("refusing to move slots", "refusing to flush")
-                                .replace("nothing was moved", "nothing was flushed")) from None
+    refuse_unsafe_cluster(topology, allow_open_slots=False, doing="flush", done="flushed")
     masters = topology.usable_masters()
     before = _key_counts(session, topology)
     result: dict[str, Any] = {"masters": [m.address for m in masters], "keys_before": before,
@@ -209,15 +204,6 @@ def flush_cluster(session: ClusterSession, check_mode: bool, wait_seconds: float
 # --------------------------------------------------------------------------------------------
 
 
-def _owners(topology: ClusterTopology) -> dict[int, ClusterNode]:
-    owners = {}
-    for master in topology.checked_nodes():
-        if master.is_master:
-            for slot in topology.slots_of(master.node_id):
-                owners[slot] = master
-    return owners
-
-
 def warm_keys(session: ClusterSession, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any],
               check_mode: bool, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """SET key value EX ttl (NX unless overwrite) on the master of each key's slot, in batches of
@@ -225,7 +211,7 @@ def warm_keys(session: ClusterSession, items: Sequence[Mapping[str, Any]], optio
     are skipped and counted; a key a master refuses (MOVED while slots move, OOM) is counted with the
     first reasons, and the others still go."""
     topology = session.load()
-    owners = _owners(topology)
+    owners = topology.slot_owners()
     ttl, rate, batch_size = options["ttl"], options["rate"], max(1, options["batch_size"])
     result: dict[str, Any] = {"keys": len(items), "warmed": 0, "existing": 0, "uncovered": 0, "refused": 0,
                               "errors": [], "batches": 0}

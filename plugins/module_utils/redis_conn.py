@@ -259,34 +259,35 @@ def run_in_session(module: Any, operation: Any, socket_timeout: float | None = N
     module.exit_json(**result)
 
 
-def refuse_unsafe_cluster(topology: ClusterTopology, allow_open_slots: bool) -> None:
-    """Raise before anything moves when the cluster is not in a state to move slots safely."""
+def refuse_unsafe_cluster(topology: ClusterTopology, allow_open_slots: bool, doing: str = "move slots",
+                          done: str = "moved") -> None:
+    """Raise before anything changes when the cluster is not in a state to do it safely (move slots, flush)."""
     failed = topology.failed_masters()
     if failed:
         described = "; ".join(_why_failed(topology, node) for node in failed)
-        raise RedisClusterError("refusing to move slots: %d master(s) are failed or unreachable: %s. "
-                                "Bring them back or fail over to a replica first; nothing was moved."
-                                % (len(failed), described))
+        raise RedisClusterError("refusing to %s: %d master(s) are failed or unreachable: %s. "
+                                "Bring them back or fail over to a replica first; nothing was %s."
+                                % (doing, len(failed), described, done))
     uncovered = topology.uncovered_slots()
     if uncovered:
-        raise RedisClusterError("refusing to move slots: %d slots are not covered by any master (%s). "
-                                "Assign them first (CLUSTER ADDSLOTS, or %s); nothing was moved."
-                                % (len(uncovered), ",".join(format_slot_ranges(uncovered)), FIX_HINT))
+        raise RedisClusterError("refusing to %s: %d slots are not covered by any master (%s). "
+                                "Assign them first (CLUSTER ADDSLOTS, or %s); nothing was %s."
+                                % (doing, len(uncovered), ",".join(format_slot_ranges(uncovered)), FIX_HINT, done))
     if not topology.agrees():
-        raise RedisClusterError("refusing to move slots: the nodes do not agree about the slot configuration "
-                                "(check with redis-cli --cluster check); nothing was moved.")
+        raise RedisClusterError("refusing to %s: the nodes do not agree about the slot configuration "
+                                "(check with redis-cli --cluster check); nothing was %s." % (doing, done))
     strangers = topology.strangers()
     if strangers:
         described = "; ".join("%s does not know %s" % (topology.describe(node_id), ", ".join(m[:8] for m in missing))
                               for node_id, missing in sorted(strangers.items()))
-        raise RedisClusterError("refusing to move slots: not every node knows every member yet (%s). Wait for "
+        raise RedisClusterError("refusing to %s: not every node knows every member yet (%s). Wait for "
                                 "the cluster bus to spread them (check that the nodes reach each other on the client "
-                                "port + 10000); nothing was moved." % described)
+                                "port + 10000); nothing was %s." % (doing, described, done))
     open_slots = sorted({mark.slot for mark in topology.open_slots()})
     if open_slots and not allow_open_slots:
-        raise RedisClusterError("refusing to move slots: %d slots are open (migrating/importing): %s. "
-                                "Set fix_open_slots=true to settle them first; nothing was moved."
-                                % (len(open_slots), ",".join(format_slot_ranges(open_slots))))
+        raise RedisClusterError("refusing to %s: %d slots are open (migrating/importing): %s. "
+                                "Set fix_open_slots=true to settle them first; nothing was %s."
+                                % (doing, len(open_slots), ",".join(format_slot_ranges(open_slots)), done))
 
 
 def wait_until_serving(session: ClusterSession, topology: ClusterTopology, wait_seconds: float) -> None:

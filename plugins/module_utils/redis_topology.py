@@ -211,12 +211,16 @@ class ClusterTopology:
             found.extend(OpenSlot(slot, node.node_id, "importing", peer) for slot, peer in own.importing.items())
         return found
 
-    def covered_slots(self) -> set[int]:
-        covered: set[int] = set()
+    def slot_owners(self) -> dict[int, ClusterNode]:
+        """Slot -> the checked master serving it, as each master describes itself."""
+        owners: dict[int, ClusterNode] = {}
         for node in self.checked_nodes():
             if node.is_master:
-                covered |= self.own(node.node_id).slots
-        return covered
+                owners.update(dict.fromkeys(self.own(node.node_id).slots, node))
+        return owners
+
+    def covered_slots(self) -> set[int]:
+        return set(self.slot_owners())
 
     def uncovered_slots(self) -> list[int]:
         covered = self.covered_slots()

@@ -5,10 +5,16 @@
     lab/lab.py up [--suite bookworm] [--prefix dbops] [--hosts pg1,pg2,...]
     lab/lab.py down [--prefix dbops]
     lab/lab.py status [--prefix dbops]
+    lab/lab.py fleet [--clusters 4] [--redis-clusters 2] [--prefix fleet]   a fleet lab and its inventory
 
 Each lab host is a container named <prefix>-<host> on the network <prefix>-net, reachable inside
 that network by its short name (pg1, redis3, s3, app, mon). The inventory in inventories/lab/ reaches
 them with the community.docker.docker_api connection. Only standard library: it runs before the venv.
+
+A fleet lab (`fleet`) starts N PostgreSQL clusters (cN-pg1 primary, cN-pg2 its replica) and M Redis Clusters of six
+nodes (rM-redis1..6), and writes their inventory to build/fleet-<prefix>/ (hosts.yml, group_vars from the lab's);
+lab/fleet.yml provisions it. Groups: postgres_primary, postgres_replicas, one group per cluster (cluster_cN,
+redis_rM) and redis_cluster with every Redis Cluster as a child.
 """
 
 from __future__ import annotations
@@ -169,12 +175,52 @@ def status(prefix: str) -> list[dict[str, str]]:
     return [dict(zip(("name", "status", "image"), line.split("\t"))) for line in out.splitlines()]
 
 
+def fleet_hosts(clusters: int, redis_clusters: int) -> list[str]:
+    pg = ["c%d-pg%d" % (c, n) for c in range(1, clusters + 1) for n in (1, 2)]
+    return pg + ["r%d-redis%d" % (r, n) for r in range(1, redis_clusters + 1) for n in range(1, 7)]
+
+
+def fleet_inventory(prefix: str, clusters: int, redis_clusters: int) -> Path:
+    """Write the fleet's inventory (YAML as JSON, which YAML reads) and the lab's group_vars next to it."""
+    def host(name: str, **hostvars) -> dict:
+        return {name: {"ansible_host": "{{ dbops_lab_prefix }}-" + name, **hostvars}}
+
+    primaries, replicas, groups = {}, {}, {}
+    for c in range(1, clusters + 1):
+        primaries.update(host("c%d-pg1" % c))
+        replicas.update(host("c%d-pg2" % c, lab_standby_primary="c%d-pg1" % c))
+        groups["cluster_c%d" % c] = {"hosts": {"c%d-pg1" % c: {}, "c%d-pg2" % c: {}}}
+    redis_groups = {}
+    for r in range(1, redis_clusters + 1):
+        members = {}
+        for n in range(1, 7):
+            members.update(host("r%d-redis%d" % (r, n)))
+        redis_groups["redis_r%d" % r] = {"hosts": members}
+    inventory = {"all": {"children": {
+        "postgres": {"children": {"postgres_primary": {"hosts": primaries},
+                                  "postgres_replicas": {"hosts": replicas}}},
+        "redis": {"children": {"redis_cluster": {"children": redis_groups}}},
+        **groups}}}
+    target = ROOT / "build" / ("fleet-" + prefix)
+    (target / "group_vars").mkdir(parents=True, exist_ok=True)
+    (target / "hosts.yml").write_text(json.dumps(inventory, indent=1) + "\n")
+    # The lab's settings (connection, passwords, intervals), with this fleet's container prefix.
+    settings = (ROOT / "inventories" / "lab" / "group_vars" / "all.yml").read_text()
+    if "\ndbops_lab_prefix: dbops\n" not in settings:
+        sys.exit("inventories/lab/group_vars/all.yml no longer sets dbops_lab_prefix: dbops; update fleet_inventory")
+    (target / "group_vars" / "all.yml").write_text(
+        settings.replace("\ndbops_lab_prefix: dbops\n", "\ndbops_lab_prefix: %s\n" % prefix))
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["images", "image", "up", "down", "status"])
+    parser.add_argument("command", choices=["images", "image", "up", "down", "status", "fleet"])
     parser.add_argument("--suite", default=os.environ.get("DBOPS_SUITE", "bookworm"), choices=sorted(SUITES))
     parser.add_argument("--prefix", default=os.environ.get("DBOPS_LAB_PREFIX", "dbops"))
     parser.add_argument("--hosts", default=",".join(LAB_HOSTS), help="comma-separated lab hosts to start")
+    parser.add_argument("--clusters", type=int, default=4, help="fleet: PostgreSQL clusters (primary + replica)")
+    parser.add_argument("--redis-clusters", type=int, default=2, help="fleet: Redis Clusters (3 masters + 3 replicas)")
     args = parser.parse_args()
     if args.command == "image":
         print(build_lab_image(args.suite))
@@ -184,6 +230,10 @@ def main() -> None:
     elif args.command == "up":
         addresses = up(args.prefix, args.suite, [h for h in args.hosts.split(",") if h])
         print(json.dumps(addresses, indent=2))
+    elif args.command == "fleet":
+        prefix = args.prefix if args.prefix != "dbops" else "fleet"
+        up(prefix, args.suite, fleet_hosts(args.clusters, args.redis_clusters))
+        print(fleet_inventory(prefix, args.clusters, args.redis_clusters))
     elif args.command == "down":
         down(args.prefix)
     else:

@@ -21,13 +21,7 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
   exit 0
 fi
 
-# Debian mirror: the one apt on this machine is configured with (never hard-coded in the repo).
-mirror=${DBOPS_DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-  mirror=$( { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } \
-    | awk '/^URIs:/ && $2 !~ /security/ {print $2; exit} /^deb / && $2 !~ /security/ {print $2; exit}')
-fi
-[ -n "$mirror" ] || { echo "cannot find a Debian mirror in apt's configuration; set DBOPS_DEBIAN_MIRROR" >&2; exit 2; }
+mirror=$("$here/mirror.sh")
 
 for tool in debootstrap docker; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y debootstrap docker.io" >&2; exit 2; }

@@ -1,0 +1,56 @@
+#!/usr/bin/env python
+"""Run a playbook inside the execution environment image against the running lab, through ansible-runner with docker
+as its container runtime (process isolation), as AWX runs a job in an EE. The collection used is the one installed
+in the image (ANSIBLE_COLLECTIONS_PATH points there, not at this checkout). Prints the job's recap and status.
+
+    python scripts/ee_run.py --image muejam-dbops-ee:0.1.0 --playbook playbooks/replication_status.yml [--prefix dbops]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import ansible_runner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--playbook", required=True, help="path in this project, e.g. playbooks/replication_status.yml")
+    parser.add_argument("--prefix", default="dbops", help="the lab's container prefix")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="dbops-ee-run-"))
+    try:
+        # The project as AWX syncs it: a copy, without the checkout's .collections link (the EE's collection is used).
+        project = workdir / "project"
+        shutil.copytree(ROOT, project,
+                        ignore=shutil.ignore_patterns(".venv", ".collections", ".git", "build", "*.tar.gz"))
+        # The inventory where ansible-runner looks for it (private_data_dir/inventory, /runner/inventory inside).
+        shutil.copytree(ROOT / "inventories" / "lab", workdir / "inventory")
+        runner = ansible_runner.run(
+            private_data_dir=str(workdir), project_dir=str(project), playbook=args.playbook,
+            extravars={"dbops_lab_prefix": args.prefix},
+            process_isolation=True, process_isolation_executable="docker", container_image=args.image,
+            # The lab is reached through the Docker engine (community.docker.docker_api), so the job gets its socket;
+            # root in the container, to use the socket (AWX's EEs reach real hosts over SSH instead).
+            container_volume_mounts=["/var/run/docker.sock:/var/run/docker.sock"],
+            container_options=["--user=0", "--network=host"],
+            envvars={"ANSIBLE_CONFIG": "/runner/project/ansible.cfg",
+                     "ANSIBLE_COLLECTIONS_PATH": "/usr/share/ansible/collections", "ANSIBLE_FORCE_COLOR": "0"},
+            quiet=False)
+        stats = next((e["event_data"] for e in runner.events if e.get("event") == "playbook_on_stats"), {})
+        print("status %s, rc %s, ok %s, changed %s, failures %s, unreachable %s" % (
+            runner.status, runner.rc, stats.get("ok"), stats.get("changed"), stats.get("failures"), stats.get("dark")))
+        return 0 if runner.status == "successful" else 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,9 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import ansible_runner
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
+import runner_job  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = runner_job.ROOT
 
 
 def main() -> int:
@@ -33,8 +34,8 @@ def main() -> int:
                         ignore=shutil.ignore_patterns(".venv", ".collections", ".git", "build", "*.tar.gz"))
         # The inventory where ansible-runner looks for it (private_data_dir/inventory, /runner/inventory inside).
         shutil.copytree(ROOT / "inventories" / "lab", workdir / "inventory")
-        runner = ansible_runner.run(
-            private_data_dir=str(workdir), project_dir=str(project), playbook=args.playbook,
+        runner = runner_job.run(
+            workdir, args.playbook, project_dir=str(project),
             extravars={"dbops_lab_prefix": args.prefix},
             process_isolation=True, process_isolation_executable="docker", container_image=args.image,
             # The lab is reached through the Docker engine (community.docker.docker_api), so the job gets its socket;
@@ -44,10 +45,8 @@ def main() -> int:
             envvars={"ANSIBLE_CONFIG": "/runner/project/ansible.cfg",
                      "ANSIBLE_COLLECTIONS_PATH": "/usr/share/ansible/collections", "ANSIBLE_FORCE_COLOR": "0"},
             quiet=False)
-        stats = next((e["event_data"] for e in runner.events if e.get("event") == "playbook_on_stats"), {})
-        print("status %s, rc %s, ok %s, changed %s, failures %s, unreachable %s" % (
-            runner.status, runner.rc, stats.get("ok"), stats.get("changed"), stats.get("failures"), stats.get("dark")))
-        return 0 if runner.status == "successful" else 1
+        print(runner_job.recap_line(runner))
+        return 0 if runner_job.clean(runner) else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -64,6 +64,15 @@ wait
 
 echo "==== molecule results ===="
 sort "$logs/results" | awk '{printf "%-24s %-9s %-7s %5ss\n", $1, $2, $3, $4}'
+# A failed run's log scrolled past long ago: show where it failed again, short enough to stay in the tail
+# a CI system keeps. The last failing task is the one that stopped the run (the tested refusals come before it).
+while read -r scenario suite result _; do
+  [ "$result" = FAILED ] || continue
+  echo "---- where $scenario ($suite) failed ----"
+  last=$(grep -n -E '^(fatal|failed): |FAILED! =>' "$logs/$scenario-$suite.log" | tail -n 1 | cut -d: -f1)
+  [ -n "$last" ] || last=$(wc -l < "$logs/$scenario-$suite.log")
+  sed -n "$((last > 25 ? last - 25 : 1)),$((last + 25))p" "$logs/$scenario-$suite.log" | cut -c1-300
+done < <(sort "$logs/results")
 passed=$(grep -c ' passed ' "$logs/results" || true)
 failed=$(grep -c ' FAILED ' "$logs/results" || true)
 echo "molecule: $passed passed, $failed failed"

@@ -36,21 +36,16 @@ import threading
 import time
 from pathlib import Path
 
-import ansible_runner
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
+import runner_job  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+ROOT = runner_job.ROOT
+BIN = runner_job.BIN
 PLAYBOOKS = {
     "morning check": ("playbooks/morning_health_check.yml",
                       {"health_check_hosts": "postgres:redis_cluster", "health_check_fail_on_critical": False}),
     "weekly maintenance": ("playbooks/weekly_maintenance.yml", {"pg_maintenance_verify_backup": False}),
 }
-
-
-def inventory_hosts(inventory: Path, pattern: str = "all") -> list[str]:
-    out = subprocess.run([str(BIN / "ansible"), "-i", str(inventory), pattern, "--list-hosts"],
-                         capture_output=True, text=True, check=True).stdout
-    return sorted(line.strip() for line in out.splitlines()[1:] if line.strip())
 
 
 DOCKER_CPU = (Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage"), Path("/sys/fs/cgroup/cpu.stat"))
@@ -81,21 +76,14 @@ def measured(run, *args):
 def job(inventory: Path, playbook: str, extravars: dict, forks: int, limit: str | None, reports: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="dbops-fleet-") as workdir:
         start = time.monotonic()
-        runner = ansible_runner.run(
-            private_data_dir=workdir, project_dir=str(ROOT), playbook=str(ROOT / playbook), inventory=str(inventory),
-            extravars={**extravars, "health_check_report_dir": str(reports),
-                       "pg_maintenance_report_dir": str(reports)},
-            forks=forks, limit=limit, quiet=True,
-            envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                     "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-                     # ansible-runner sets ANSIBLE_CALLBACK_PLUGINS (to add its event callback), which hides
-                     # ansible.cfg's callback_plugins: name the lab's (lab_preload) here, as ansible.cfg does.
-                     "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "lab" / "callback_plugins")})
+        runner = runner_job.run(workdir, ROOT / playbook, inventory=str(inventory),
+                                extravars={**extravars, "health_check_report_dir": str(reports),
+                                           "pg_maintenance_report_dir": str(reports)},
+                                forks=forks, limit=limit)
         seconds = time.monotonic() - start
-        stats = next((e["event_data"] for e in runner.events if e.get("event") == "playbook_on_stats"), {})
+        stats = runner_job.stats(runner)
         hosts = set(stats.get("ok", {})) | set(stats.get("failures", {})) | set(stats.get("dark", {}))
-        return {"seconds": seconds, "ok": runner.status == "successful" and not stats.get("failures")
-                and not stats.get("dark"), "status": runner.status, "hosts": len(hosts),
+        return {"seconds": seconds, "ok": runner_job.clean(runner), "status": runner.status, "hosts": len(hosts),
                 "failures": stats.get("failures"), "dark": stats.get("dark")}
 
 
@@ -135,8 +123,8 @@ def main() -> int:
     parser.add_argument("--setup", action="store_true", help="start and provision the fleet lab first")
     args = parser.parse_args()
     inventory = setup(args.prefix) if args.setup else ROOT / "build" / ("fleet-" + args.prefix)
-    fleet = inventory_hosts(inventory)
-    one_cluster = inventory_hosts(inventory, "cluster_c1:redis_r1")
+    fleet = runner_job.inventory_hosts(inventory)
+    one_cluster = runner_job.inventory_hosts(inventory, "cluster_c1:redis_r1")
     print("fleet: %d hosts; 1 cluster: %d hosts (%s)" % (len(fleet), len(one_cluster), ", ".join(one_cluster)))
     times: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[tuple[float, float]]] = {}

@@ -15,7 +15,7 @@ from typing import Any
 from ansible_collections.muejam.dbops.plugins.module_utils.files import write_atomically
 from ansible_collections.muejam.dbops.plugins.module_utils.pg_datadir import REFUSE, judge_replica
 from ansible_collections.muejam.dbops.plugins.module_utils.postgres import PostgresError, connect, query, query_one
-from ansible_collections.muejam.dbops.plugins.module_utils.replica_access import plan_hba, role_changes
+from ansible_collections.muejam.dbops.plugins.module_utils.replica_access import plan_hba, role_changes, too_wide
 
 
 def ensure_role(conn, params, check_mode: bool) -> list[str]:
@@ -122,6 +122,9 @@ def refusals(params, primary: dict) -> tuple[dict, list[str]]:
         if not _ADDRESS.match(replica["source"]):
             problems.append("The address of %s is unknown (%s): set pg_replica_address (its pg_hba.conf entry on "
                             "the primary is that one address)." % (replica["name"], replica["source"]))
+        elif too_wide(replica["source"]):
+            problems.append("The address of %s (%s) lets every address connect: give the replica's own address "
+                            "(/32 or /128), or the one network you mean." % (replica["name"], replica["source"]))
         if replica["datadir"] is None:
             continue
         verdict, reason = judge_replica(replica["datadir"], primary["major"], primary["system_identifier"],

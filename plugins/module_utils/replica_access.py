@@ -8,6 +8,7 @@
   changed, appended at the end otherwise. Lines it does not own are never touched.
 - :func:`scram_matches` tells whether a stored SCRAM-SHA-256 verifier belongs to a password, so
   the password is only set again when it differs (RFC 5802 / RFC 7677, as PostgreSQL stores it).
+- :func:`too_wide` tells an address that would let every address connect (``0.0.0.0/0``), refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import unicodedata
 from typing import Any
@@ -36,6 +38,15 @@ def _owner(line: str) -> str | None:
 
 def _fields(line: str) -> list[str]:
     return line.split("#", 1)[0].split()
+
+
+def too_wide(source: str) -> bool:
+    """Whether a pg_hba.conf address matches every address (0.0.0.0/0, ::/0) or stands for none (0.0.0.0/32)."""
+    try:
+        network = ipaddress.ip_network(source, strict=False)
+    except ValueError:
+        return False  # PostgreSQL judges it (pg_hba_file_rules) and the file is put back
+    return network.prefixlen == 0 or network.network_address.is_unspecified
 
 
 def plan_hba(text: str, replicas: list[dict[str, str]], user: str, method: str) -> tuple[str, list[str]]:

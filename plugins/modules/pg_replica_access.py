@@ -55,7 +55,9 @@ options:
         type: str
         required: true
       source:
-        description: Its address with a prefix length (C(192.0.2.10/32)); never a whole network unless you mean it.
+        description:
+          - Its address with a prefix length (C(192.0.2.10/32)); never a whole network unless you mean it.
+          - One that lets every address connect (C(0.0.0.0/0), C(::/0), C(0.0.0.0/32)) is refused.
         type: str
         required: true
       slot:

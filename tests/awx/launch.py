@@ -19,7 +19,6 @@ count is what the template's `launch.expect` says (changed: some; unchanged: non
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -28,11 +27,12 @@ import threading
 import time
 from pathlib import Path
 
-import ansible_runner
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
 import awx_config  # noqa: E402
+import runner_job  # noqa: E402
 
 ROOT = awx_config.ROOT
 INVENTORY = ROOT / "inventories" / "lab"
@@ -70,12 +70,6 @@ def awx_inventory(workdir: Path) -> Path:
     return target
 
 
-def inventory_hosts(inventory: Path) -> list[str]:
-    out = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory), "--list"],
-                         capture_output=True, text=True, check=True)
-    return sorted(json.loads(out.stdout)["_meta"]["hostvars"])
-
-
 def survey_vars(template: dict) -> dict:
     """What AWX passes for a survey: the answers, and each unanswered question's default."""
     values = {}
@@ -109,22 +103,12 @@ class Job:
     def run(self) -> None:
         start = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.runner = ansible_runner.run(
-            private_data_dir=str(self.dir), project_dir=str(ROOT), playbook=str(ROOT / self.playbook),
-            inventory=str(self.inventory), extravars=self.extravars, forks=self.forks, limit=self.limit, quiet=True,
-            envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                     "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-                     # ansible-runner sets ANSIBLE_CALLBACK_PLUGINS (to add its event callback), which hides
-                     # ansible.cfg's callback_plugins: name the lab's (lab_preload) here, as ansible.cfg does.
-                     "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "lab" / "callback_plugins"),
-                     "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"})
+        self.runner = runner_job.run(self.dir, ROOT / self.playbook, inventory=str(self.inventory),
+                                     extravars=self.extravars, forks=self.forks, limit=self.limit)
         self.seconds = time.monotonic() - start
 
     def stats(self) -> dict:
-        for event in self.runner.events:
-            if event.get("event") == "playbook_on_stats":
-                return event["event_data"]
-        return {}
+        return runner_job.stats(self.runner)
 
     def failed_tasks(self) -> list[str]:
         out = []
@@ -160,7 +144,7 @@ def run_template(config, template, inputs, workdir, base_vars, hosts, extra=None
     for job in jobs:
         stats = job.stats()
         changed += sum((stats.get("changed") or {}).values())
-        if job.runner.status != "successful" or stats.get("failures") or stats.get("dark"):
+        if not runner_job.clean(job.runner):
             problems.append("%s: status %s, rc %s, failures %s, unreachable %s; %s" % (
                 job.label, job.runner.status, job.runner.rc, stats.get("failures"), stats.get("dark"),
                 "; ".join(job.failed_tasks()) or "see %s" % job.dir))
@@ -209,7 +193,7 @@ def main() -> int:
     steps = [(t["launch"]["order"], "template", t) for t in config["dbops_awx_job_templates"] if "order" in t["launch"]]
     steps += [(w["launch"]["order"], "workflow", w) for w in config["dbops_awx_workflows"]]
     workdir = Path(tempfile.mkdtemp(prefix="dbops-awx-"))
-    hosts = inventory_hosts(awx_inventory(workdir))
+    hosts = runner_job.inventory_hosts(awx_inventory(workdir))
     results = []
     try:
         for kind, item in [step[1:] for step in sorted(steps, key=lambda s: s[0])]:

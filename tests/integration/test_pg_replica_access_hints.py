@@ -73,3 +73,16 @@ def test_without_the_option_nothing_is_set(pg_lab, no_checksums):
     assert run.result["rewind_ready"] is False
     assert run.result["restart_required"] is False
     assert "wal_log_hints" not in sh(pg_lab, "cat /var/lib/postgresql/%d/nochk/postgresql.auto.conf" % no_checksums)
+
+
+@pytest.mark.parametrize("source", ["0.0.0.0/0", "::/0", "0.0.0.0/32"])
+def test_an_address_that_lets_every_address_connect_is_refused(pg_lab, no_checksums, source):
+    hba = "/etc/postgresql/%d/nochk/pg_hba.conf" % no_checksums
+    before = sh(pg_lab, "sha256sum %s; runuser -u postgres -- psql -XAt -p %d -c "
+                        "'SELECT rolname FROM pg_roles ORDER BY 1'" % (hba, PORT))
+    run = access(pg_lab, wal_log_hints=False,
+                 replicas=[{"name": "pg9", "slot": "pg9", "source": source, "force": False, "datadir": None}])
+    assert run.failed, run.result
+    assert "The address of pg9 (%s) lets every address connect" % source in run.result["msg"], run.result
+    assert sh(pg_lab, "sha256sum %s; runuser -u postgres -- psql -XAt -p %d -c "
+                      "'SELECT rolname FROM pg_roles ORDER BY 1'" % (hba, PORT)) == before

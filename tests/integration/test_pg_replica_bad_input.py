@@ -138,6 +138,16 @@ def test_version_mismatch(ar_lab, tmp_path):
     assert "pg_replica" not in docker_exec("pg3", "ls", "-a", "/var/lib/postgresql")
 
 
+@pytest.mark.parametrize("address", ["0.0.0.0/0", "10.0.0.0/8", "0.0.0.0"])
+def test_an_address_that_opens_pg_hba_wider_than_the_replica_is_refused(ar_lab, tmp_path, address):
+    before = snapshot("pg1", "pg2", "app")
+    run = add_replica(tmp_path, "-e", "replica=pg2", "-e", "pg_replica_address=" + address)
+    assert_refused(run, "pg_replica_address=%s %s: pg_hba.conf on the primary gets the replica's one address" % (
+        address, "is a network, not an address" if "/" in address else "stands for every address"),
+        "Nothing was changed.")
+    assert snapshot("pg1", "pg2", "app") == before
+
+
 def test_check_mode_on_a_fresh_host_predicts_and_changes_nothing(ar_lab, tmp_path):
     before = snapshot("pg1", "pg2", "app")
     run = add_replica(tmp_path, "-e", "replica=pg2", "--check")

@@ -70,3 +70,10 @@ def test_plan_hba_writes_a_pg_rewind_line_for_database_postgres_beside_the_repli
     assert changes == ["pg_hba.conf: pg2-rewind allowed to connect to postgres from 172.18.0.3/32"]
     assert new.count("172.18.0.3/32") == 2
     assert ra.plan_hba(new, [rewind], "postgres", "scram-sha-256") == (new, [])
+
+
+def test_too_wide_refuses_every_address_and_keeps_single_addresses_and_networks():
+    for source in ("0.0.0.0/0", "::/0", "0.0.0.0/32", "::/128", "10.0.0.1/0"):
+        assert ra.too_wide(source), source
+    for source in ("172.18.0.3/32", "10.0.0.0/8", "2001:db8::5/128", "300.1.2.3/32"):
+        assert not ra.too_wide(source), source

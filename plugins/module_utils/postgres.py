@@ -187,13 +187,19 @@ def _parse_conninfo_uri(uri: str) -> dict[str, str]:
     return result
 
 
-def format_conninfo(params: dict[str, str]) -> str:
-    """Build a key=value connection string, quoting values as libpq requires."""
-    def quote(value: str) -> str:
-        if value and not re.search(r"[\s'\\]", value):
-            return value
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return " ".join("%s=%s" % (key, quote(str(value))) for key, value in params.items())
+def conninfo_quote(value: Any) -> str:
+    """A libpq conninfo value: as it is, or in single quotes with backslash and quote escaped when it holds
+    whitespace, a quote or a backslash, or is empty."""
+    text = str(value)
+    if text and not re.search(r"[\s'\\]", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def format_conninfo(params) -> str:
+    """A key=value connection string from a dict or from (key, value) pairs, each value quoted as libpq requires."""
+    pairs = params.items() if isinstance(params, dict) else params
+    return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in pairs)
 
 
 def mask_conninfo(conninfo: str) -> str:

@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 from ansible_collections.muejam.dbops.plugins.module_utils.masking import scrub
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import format_conninfo
 from ansible_collections.muejam.dbops.plugins.module_utils.promotion import CONTROL_TIMELINE_SQL
-from ansible_collections.muejam.dbops.plugins.module_utils.standby import format_conninfo, passfile_line
+from ansible_collections.muejam.dbops.plugins.module_utils.standby import passfile_line
 from ansible_collections.muejam.dbops.plugins.module_utils.standby_setup import ClusterHost
 
 # pg_rewind needs the target cleanly shut down; a standby stopped cleanly says "shut down in recovery".

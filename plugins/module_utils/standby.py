@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.muejam.dbops.plugins.module_utils.postgres import format_conninfo
+
 # conf.d files owned by the collection: settings that need a restart, and the upstream (a reload
 # applies primary_conninfo and primary_slot_name since PostgreSQL 13).
 RESTART_CONF = "50-pg_replica.conf"
@@ -30,19 +32,6 @@ def passfile_line(host: str, port: int, user: str, password: str, database: str 
     """host:port:database:user:password: with C(replication), the entry pg_basebackup and the WAL receiver read;
     pg_rewind connects to a normal database (C(*) matches any)."""
     return ":".join(passfile_escape(part) for part in (host, port, database, user, password)) + "\n"
-
-
-def conninfo_quote(value: Any) -> str:
-    """A conninfo value: quoted when it holds spaces, quotes or backslashes, or is empty."""
-    text = str(value)
-    if text and not any(char in text for char in " '\\"):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def format_conninfo(pairs: list[tuple[str, Any]]) -> str:
-    """key=value pairs as libpq parses them, each value quoted when it needs to be."""
-    return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in pairs)
 
 
 def primary_conninfo(host: str, port: int, user: str, passfile: str, application_name: str) -> str:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.muejam.dbops.plugins.module_utils import postgres
 from ansible_collections.muejam.dbops.plugins.module_utils import standby as s
 
 
@@ -14,8 +15,8 @@ def test_conninfo_has_no_password_and_quotes_what_needs_it():
     assert conninfo == ("host=pg1 port=5432 user=replicator passfile='/var/lib/postgresql/.pgpass x' "
                         "application_name=pg2")
     assert "password" not in conninfo.replace("passfile", "")
-    assert s.conninfo_quote("it's") == "'it\\'s'"
-    assert s.conninfo_quote("") == "''"
+    assert postgres.conninfo_quote("it's") == "'it\\'s'"
+    assert postgres.conninfo_quote("") == "''"
 
 
 def test_upstream_conf_doubles_single_quotes():
